@@ -17,6 +17,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from coupleface.models.heads.partial_fc import mark_partial_fc_shards_for_ddp
 from coupleface.registry import MODELS
 
+from .memory_format import to_channels_last
+
 
 def freeze_batch_norm(module: nn.Module) -> None:
     """Put every BatchNorm layer of ``module`` in eval mode (running stats fixed)."""
@@ -41,8 +43,11 @@ class FaceRecognizer(BaseModel):
             statistics, e.g. for exact multi-rank agreement or fine-tuning).
         channels_last: Keep 4-D weights and the input batch in channels-last
             (NHWC) memory: same values, usually faster convolutions on GPUs with
-            tensor cores (with AMP); 0.77-0.88x the step time on our Zen 4 CPU
-            (docs/benchmarks.md). Works for students and frozen teachers alike.
+            tensor cores (with AMP); its CPU speed depends on the CPU (docs/benchmarks.md,
+            Channels-last). Convolutions with fewer than 8 input channels stay NCHW on
+            the CPU, where torch's channels-last backward corrupts the heap
+            (:mod:`coupleface.models.recognizers.memory_format`). Works for students
+            and frozen teachers alike.
         init_cfg: Initialisation config.
 
     Examples:
@@ -76,7 +81,7 @@ class FaceRecognizer(BaseModel):
         # Only 4-D parameters and buffers change layout. Later in-place init and
         # load_state_dict (copy_) and .to(device) keep it.
         if self.channels_last:
-            self.to(memory_format=torch.channels_last)
+            to_channels_last(self)  # narrow convolutions stay NCHW on the CPU (a torch bug)
 
     def init_weights(self) -> None:
         super().init_weights()
