@@ -1,4 +1,6 @@
-"""Pure numpy/scikit-learn verification evaluation: k-fold accuracy, ROC, TAR@FAR, AUC, EER."""
+"""Pure numpy/scikit-learn verification evaluation: k-fold accuracy, ROC, TAR@FAR, AUC, EER,
+all-pairs TAR@FAR, seed statistics."""
+from .all_pairs import ALL_PAIRS_FARS, all_pairs_tar_at_far
 from .ijb import (
     aggregate_templates,
     evaluate_identification,
@@ -8,6 +10,7 @@ from .ijb import (
     select_templates,
 )
 from .roc import DEFAULT_FARS, auc, eer, is_measurable, roc_curve, tar_at_far
+from .seed_statistics import mean_std, paired_difference
 from .verification import (
     INSIGHTFACE_THRESHOLDS,
     kfold_accuracy,
@@ -16,6 +19,7 @@ from .verification import (
 )
 
 __all__ = [
+    'ALL_PAIRS_FARS', 'all_pairs_tar_at_far', 'mean_std', 'paired_difference',
     'DEFAULT_FARS', 'INSIGHTFACE_THRESHOLDS', 'auc', 'eer', 'is_measurable', 'kfold_accuracy',
     'kfold_accuracy_from_scores', 'pair_distances', 'roc_curve', 'tar_at_far',
     'aggregate_templates', 'evaluate_identification', 'identification',
