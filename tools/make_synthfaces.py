@@ -45,13 +45,18 @@ META_NAME = 'meta.json'
 FORMATS = ('rec', 'folder')
 #: What each format writes for the training set, relative to OUT_DIR.
 TRAIN_FILES = {'rec': ['train.rec', 'train.idx', 'property'], 'folder': ['train']}
+#: The labelled all-pairs sets (``--all-pairs-ids``): folders of ids.rec, ids.idx, property.
+ALL_PAIRS_DIRS = ('all_pairs_val', 'all_pairs_test')
+ALL_PAIRS_FILES = ('ids.rec', 'ids.idx', 'property')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Generate SynthFaces: the training set (OUT_DIR/train.rec, train.idx and '
         'property with --format rec; OUT_DIR/train/<id>/<img>.jpg with --format folder), '
-        'OUT_DIR/val.bin, OUT_DIR/test.bin and OUT_DIR/meta.json. Re-running with the same '
+        'OUT_DIR/val.bin, OUT_DIR/test.bin, with --all-pairs-ids the labelled sets '
+        'OUT_DIR/all_pairs_{val,test}/ids.rec (scored over all pairs by '
+        'tools/eval_all_pairs.py), and OUT_DIR/meta.json. Re-running with the same '
         'arguments reuses a complete OUT_DIR; other arguments need --force, which deletes '
         'and regenerates the training set, val.bin and test.bin.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -68,6 +73,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'half positive, half negative), 0 = no val.bin')
     parser.add_argument('--test-pairs', type=int, default=6000,
                         help=f'test pairs: a multiple of {2 * NUM_FOLDS}, 0 = no test.bin')
+    parser.add_argument('--all-pairs-ids', type=int, default=0,
+                        help='identities of each labelled all-pairs set (validation and '
+                        'test, unseen in training; 0 = none)')
+    parser.add_argument('--all-pairs-imgs', type=int, default=10,
+                        help='images per identity of the all-pairs sets')
     parser.add_argument('--size', type=int, default=112, help='image side (px)')
     parser.add_argument('--difficulty', type=float, default=0.8,
                         help='0 (easy) .. 1 (hard): nuisance and identity closeness')
@@ -112,6 +122,10 @@ def _check(args: argparse.Namespace) -> None:
             fail(f'{name} must be 0 or a positive multiple of {2 * NUM_FOLDS} (10 folds, each '
                  f'with as many positive as negative pairs) below '
                  f'{TEST_ID_OFFSET - VAL_ID_OFFSET}, got {pairs}')
+    if not 0 <= args.all_pairs_ids < VAL_ID_OFFSET:
+        fail(f'--all-pairs-ids must be in [0, {VAL_ID_OFFSET}), got {args.all_pairs_ids}')
+    if args.all_pairs_ids and args.all_pairs_imgs < 2:
+        fail(f'--all-pairs-imgs must be >= 2 (genuine pairs), got {args.all_pairs_imgs}')
     if args.size < 8:
         fail(f'--size must be >= 8, got {args.size}')
     if args.seed < 0:
@@ -130,7 +144,17 @@ def _write_json(path: str, obj: Dict[str, Any]) -> None:
 def _outputs(out_dir: str) -> List[str]:
     """Everything a run of either format may have written (meta.json aside)."""
     names = [name for fmt in FORMATS for name in TRAIN_FILES[fmt]] + ['val.bin', 'test.bin']
+    names += list(ALL_PAIRS_DIRS)
     return [osp.join(out_dir, name) for name in names]
+
+
+def _all_pairs_note(args: argparse.Namespace) -> str:
+    if not args.all_pairs_ids:
+        return ''
+    n = args.all_pairs_ids * args.all_pairs_imgs
+    genuine = args.all_pairs_ids * args.all_pairs_imgs * (args.all_pairs_imgs - 1) // 2
+    return (f', all-pairs val/test sets of {args.all_pairs_ids} identities x '
+            f'{args.all_pairs_imgs} images ({n * (n - 1) // 2 - genuine} impostor pairs each)')
 
 
 def _describe(settings: Dict[str, Any]) -> str:
@@ -150,6 +174,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     _check(args)
     from coupleface import __version__
     from coupleface.datasets.synthfaces import (
+        ALL_PAIRS_TEST_ID_OFFSET,
+        ALL_PAIRS_VAL_ID_OFFSET,
         SYNTHFACES_VERSION,
         TEST_ID_OFFSET,
         VAL_ID_OFFSET,
@@ -170,6 +196,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         imgs_per_id=args.imgs_per_id, val_pairs=args.val_pairs, test_pairs=args.test_pairs,
         size=args.size, seed=args.seed, config=cfg.to_dict(), num_folds=NUM_FOLDS,
         val_id_offset=VAL_ID_OFFSET, test_id_offset=TEST_ID_OFFSET)
+    if args.all_pairs_ids:  # only when asked: folders made before keep matching their meta
+        settings.update(all_pairs_ids=args.all_pairs_ids, all_pairs_imgs=args.all_pairs_imgs,
+                        all_pairs_id_offsets=[ALL_PAIRS_VAL_ID_OFFSET, ALL_PAIRS_TEST_ID_OFFSET])
     out_dir = args.out_dir
     meta_path = osp.join(out_dir, META_NAME)
     os.makedirs(out_dir, exist_ok=True)
@@ -201,6 +230,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     files = TRAIN_FILES[args.format] + [
         f'{name}.bin' for name, pairs in (('val', args.val_pairs), ('test', args.test_pairs))
         if pairs]
+    if args.all_pairs_ids:
+        files += [osp.join(d, name) for d in ALL_PAIRS_DIRS for name in ALL_PAIRS_FILES]
     meta = dict(generator='coupleface tools/make_synthfaces.py', coupleface_version=__version__,
                 settings=settings, complete=False, files=files)
     _write_json(meta_path, meta)
@@ -219,17 +250,29 @@ def main(argv: Optional[List[str]] = None) -> int:
                 make_pair_set(osp.join(out_dir, f'{name}.bin'), pairs, seed=args.seed,
                               size=args.size, cfg=cfg, id_offset=offset, num_folds=NUM_FOLDS,
                               workers=workers, progress=progress)
+        all_pairs_images = 0
+        if args.all_pairs_ids:
+            for name, offset in zip(ALL_PAIRS_DIRS,
+                                    (ALL_PAIRS_VAL_ID_OFFSET, ALL_PAIRS_TEST_ID_OFFSET)):
+                os.makedirs(osp.join(out_dir, name), exist_ok=True)
+                all_pairs_images += write_record_file(
+                    osp.join(out_dir, name, 'ids'), args.all_pairs_ids, args.all_pairs_imgs,
+                    seed=args.seed, size=args.size, cfg=cfg, id_offset=offset,
+                    workers=workers, progress=progress)
     seconds = time.perf_counter() - start
-    total = train_images + 2 * (args.val_pairs + args.test_pairs)
+    total = train_images + 2 * (args.val_pairs + args.test_pairs) + all_pairs_images
     meta.update(complete=True, seconds=round(seconds, 2), counts=dict(
         train_identities=args.num_ids, train_images=train_images, val_pairs=args.val_pairs,
         test_pairs=args.test_pairs, val_images=2 * args.val_pairs,
         test_images=2 * args.test_pairs))
+    if args.all_pairs_ids:
+        meta['counts'].update(all_pairs_identities=args.all_pairs_ids,
+                              all_pairs_images_per_set=all_pairs_images // 2)
     _write_json(meta_path, meta)
     print(f'SynthFaces written to {out_dir}: {args.num_ids} identities x {args.imgs_per_id} '
           f'images as {_describe(settings)}, {args.val_pairs} val and {args.test_pairs} test '
-          f'pairs; {total} images in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} '
-          f'images/s, {args.workers} worker(s)).')
+          f'pairs{_all_pairs_note(args)}; {total} images in {seconds:.1f} s '
+          f'({total / max(seconds, 1e-9):.0f} images/s, {args.workers} worker(s)).')
     return 0
 
 

@@ -9,6 +9,8 @@ from .generator import (
 )
 from .identity import SynthIdentity
 from .writers import (
+    ALL_PAIRS_TEST_ID_OFFSET,
+    ALL_PAIRS_VAL_ID_OFFSET,
     TEST_ID_OFFSET,
     VAL_ID_OFFSET,
     PairSet,
@@ -22,5 +24,5 @@ __all__ = [
     'SYNTHFACES_VERSION', 'SynthFacesConfig', 'SynthIdentity', 'get_identity',
     'get_identity_family', 'render_identity_image', 'render_identity_jpeg', 'PairSet',
     'plan_pairs', 'make_pair_set', 'make_worker_pool', 'write_image_folder', 'VAL_ID_OFFSET',
-    'TEST_ID_OFFSET'
+    'TEST_ID_OFFSET', 'ALL_PAIRS_VAL_ID_OFFSET', 'ALL_PAIRS_TEST_ID_OFFSET'
 ]

@@ -41,6 +41,9 @@ Workers = Union[int, Pool]
 #: Default first identity id of a validation / test pair set.
 VAL_ID_OFFSET = 1_000_000
 TEST_ID_OFFSET = 2_000_000
+#: First identities of the labelled all-pairs validation and test sets (unseen identities).
+ALL_PAIRS_VAL_ID_OFFSET = 3_000_000
+ALL_PAIRS_TEST_ID_OFFSET = 4_000_000
 
 
 def _init_worker() -> None:
