@@ -67,12 +67,13 @@ REGISTERED = {
     'ImageFolderFaceDataset': 'DATASETS',
     'VerificationMetric': 'METRICS',
     'IJBMetric': 'METRICS',
+    'AllPairsVerificationMetric': 'METRICS',
 }
 
 #: Names the docs use that are not ours: MMEngine / mmcv / torch types, insightface's
 #: ``LFold`` (compared with in docs/evaluation.md) and Python literals.
 EXTERNAL = {'AmpOptimWrapper', 'HistoryBuffer', 'DefaultSampler', 'RandomFlip',
-            'DistSamplerSeedHook', 'DataLoader', 'LFold',
+            'DistSamplerSeedHook', 'DataLoader', 'LFold', 'Conv2d',
             'None', 'True', 'False'}
 
 #: Classes whose config keys ``docs/method.md`` must tabulate.

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import statistics
 import time
 from typing import Callable, Dict, List
 
 import torch
+
+from coupleface.utils.cpu_info import describe_cpu
 
 BACKBONES = {
     'iresnet18': dict(type='IResNet', arch=18),
@@ -57,17 +58,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='autocast dtype (fp32: no autocast)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
-
-
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build_models(name: str, size: int, device: str) -> Dict[str, torch.nn.Module]:
@@ -127,7 +117,7 @@ def main(argv=None) -> None:
         hardware = torch.cuda.get_device_name()
     else:
         sync = lambda: None  # noqa: E731
-        hardware = f'{cpu_name()}, {torch.get_num_threads()} thread(s)'
+        hardware = f'{describe_cpu()}, {torch.get_num_threads()} thread(s)'
     torch.manual_seed(args.seed)
     inputs = torch.randn(args.batch_size, 3, args.size, args.size, device=args.device)
     print(f'forward+backward of the embeddings, batch {args.batch_size}, {args.size} px, '
