@@ -16,6 +16,12 @@ demo trained):
   ``--seeds``; mean ± std over the seeds. Seed 0 runs live in ``WORK/<run>``, other
   seeds in ``WORK/seed<N>/<run>``; the teacher is trained once (seed 0).
 
+A reused checkpoint or teacher bank must be the one this run would make: each is recorded
+with a fingerprint of the data (SynthFaces ``meta.json`` settings), the resolved config with
+the run's overrides and the teacher file it read (``<file>.record.json``,
+:mod:`coupleface.utils.run_cache`); one made from other data or config, or changed since,
+stops the demo with a one-line message naming what differs.
+
 Example::
 
     python tools/run_demo.py                    # the demo
@@ -145,18 +151,50 @@ def teacher_checkpoint(args) -> str:
     return open(done).read().strip()
 
 
+def reuse_or_record(output: str, parts: Dict[str, str], made_now: bool) -> None:
+    """Record a new output's fingerprint, or check a reused one's (stale: stop, one line)."""
+    from coupleface.utils.run_cache import StaleOutputError, check_record, write_record
+
+    if made_now:
+        write_record(output, parts)
+        return
+    try:
+        check_record(output, parts)
+    except StaleOutputError as err:
+        raise SystemExit(f'demo stopped: {err}')
+
+
+def _inputs(spec: Run, args) -> Dict[str, str]:
+    """Content hashes of the teacher files a run reads (paths alone could be reused)."""
+    from coupleface.utils.checkpoint import file_sha256
+
+    if 'bank' in spec.needs:
+        return dict(bank_sha256=file_sha256(teacher_bank(args)[0] + '.npy'))
+    if 'teacher' in spec.needs:
+        return dict(teacher_sha256=file_sha256(teacher_checkpoint(args)))
+    return {}
+
+
 def teacher_bank(args) -> Tuple[str, float]:
     """Write the teacher bank once (timed: it is part of the bank runs' cost)."""
+    from coupleface.utils.checkpoint import file_sha256
+    from coupleface.utils.run_cache import fingerprint
+
     prefix = osp.join(args.work_dir, 'teacher_bank', 'synthfaces')
     seconds_file = prefix + '.seconds'
-    if not osp.isfile(prefix + '.json'):
+    spec = RUNS['teacher']  # the teacher's own config: its model and training set
+    teacher = teacher_checkpoint(args)
+    parts = fingerprint(spec.config, data_options(spec, args), args.data_dir,
+                        extra=dict(teacher_sha256=file_sha256(teacher)))
+    made_now = not osp.isfile(prefix + '.json')
+    if made_now:
         start = time.time()
-        spec = RUNS['teacher']  # the teacher's own config: its model and training set
-        run([sys.executable, 'tools/extract_embeddings.py', spec.config,
-             teacher_checkpoint(args), '--out', prefix, '--workers', str(args.workers),
-             '--cfg-options', *data_options(spec, args)])
+        run([sys.executable, 'tools/extract_embeddings.py', spec.config, teacher, '--out',
+             prefix, '--workers', str(args.workers), '--cfg-options',
+             *data_options(spec, args)])
         with open(seconds_file, 'w') as f:
             f.write(f'{time.time() - start:.1f}\n')
+    reuse_or_record(prefix + '.npy', parts, made_now)
     seconds = float(open(seconds_file).read()) if osp.isfile(seconds_file) else 0.0
     return prefix, seconds
 
@@ -175,8 +213,12 @@ def train_and_test(spec: Run, args, seed: int) -> Tuple[dict, float]:
         opts.append(f'model.teacher_bank.path={prefix}')
     elif 'teacher' in spec.needs:
         opts.append(f'model.teacher.checkpoint={teacher_checkpoint(args)}')
+    from coupleface.utils.run_cache import fingerprint
+
+    parts = fingerprint(spec.config, opts, args.data_dir, extra=_inputs(spec, args))
     seconds_file = osp.join(work, 'train_seconds.txt')
-    if not osp.isfile(done):
+    made_now = not osp.isfile(done)
+    if made_now:
         start = time.time()
         cmd = [sys.executable, 'tools/train.py', spec.config, '--work-dir', work]
         if last_checkpoint(work):
@@ -187,12 +229,16 @@ def train_and_test(spec: Run, args, seed: int) -> Tuple[dict, float]:
         with open(seconds_file, 'w') as f:
             f.write(f'{time.time() - start:.1f}\n')
     else:
-        log(f'{spec.name} (seed {seed}): trained already ({work})')
+        log(f'{spec.name} (seed {seed}): trained already ({work}), checking it was made from '
+            'this data and config')
+    ckpt = open(done).read().strip() or last_checkpoint(work)
+    if not ckpt:
+        raise SystemExit(f'demo stopped: {done} names no checkpoint; delete {work} to retrain')
+    reuse_or_record(ckpt, parts, made_now)
     seconds = float(open(seconds_file).read()) if osp.isfile(seconds_file) else math.nan
     result_dir = osp.join(work, 'results')
     result_file = osp.join(result_dir, 'metrics.json')
     if not _has_masked(result_file):
-        ckpt = open(done).read().strip() or last_checkpoint(work)
         run([sys.executable, 'tools/test.py', spec.config, ckpt, '--work-dir', work,
              '--out-dir', result_dir, '--mask-protocols', 'clean', 'masked_unmasked',
              '--cfg-options', *opts])

@@ -77,3 +77,60 @@ def test_validation_metrics_are_the_last_logged(tmp_path):
     assert demo.validation_metrics(str(tmp_path)) == {'synth_val/accuracy': 85.5,
                                                       'synth_val/auc': 93.0}
     assert demo.validation_metrics(str(tmp_path / 'none')) == {}
+
+
+def _fake_teacher(demo, tmp_path, difficulty):
+    """A demo work dir whose teacher (and bank) were recorded for data of ``difficulty``."""
+    import json
+
+    from coupleface.utils.run_cache import fingerprint, write_record
+
+    data = tmp_path / f'data{difficulty}'
+    data.mkdir()
+    (data / 'meta.json').write_text(json.dumps(dict(settings=dict(difficulty=difficulty))))
+    args = demo.parse_args(['--work-dir', str(tmp_path / 'work'), '--data-dir', str(data)])
+    teacher = tmp_path / 'work' / 'teacher'
+    teacher.mkdir(parents=True)
+    ckpt = teacher / 'epoch_4.pth'
+    ckpt.write_bytes(b'teacher weights')
+    (teacher / 'DONE').write_text(str(ckpt))
+    spec = demo.RUNS['teacher']
+    opts = demo.data_options(spec, args) + ['randomness.seed=0']
+    write_record(str(ckpt), fingerprint(spec.config, opts, str(data), {}))
+    return args, ckpt
+
+
+def test_reused_teacher_from_other_data_stops_the_demo(tmp_path, monkeypatch):
+    demo = load_tool()
+    args, ckpt = _fake_teacher(demo, tmp_path, 0.7)
+    monkeypatch.setattr(demo, 'run', lambda cmd: pytest.fail(f'nothing may run: {cmd}'))
+    monkeypatch.setattr(demo, '_has_masked', lambda path: True)
+    monkeypatch.setattr(demo, 'validation_metrics', lambda work: {})
+    # the same data: reused (its metrics are read from results/metrics.json)
+    results = ckpt.parent / 'results'
+    results.mkdir()
+    (results / 'metrics.json').write_text('{"synth_test/accuracy": 90.0}')
+    metrics, _ = demo.train_and_test(demo.RUNS['teacher'], args, 0)
+    assert metrics['synth_test/accuracy'] == 90.0
+    # the data folder now holds harder SynthFaces: the teacher is stale
+    (tmp_path / 'data0.7' / 'meta.json').write_text('{"settings": {"difficulty": 0.8}}')
+    with pytest.raises(SystemExit, match='demo stopped: .*epoch_4.pth was made from another '
+                       'data than this run uses'):
+        demo.train_and_test(demo.RUNS['teacher'], args, 0)
+
+
+def test_bank_of_another_teacher_stops_the_demo(tmp_path, monkeypatch):
+    from coupleface.utils.run_cache import write_record
+
+    demo = load_tool()
+    args, ckpt = _fake_teacher(demo, tmp_path, 0.7)
+    prefix = tmp_path / 'work' / 'teacher_bank' / 'synthfaces'
+    prefix.parent.mkdir()
+    prefix.with_suffix('.json').write_text('{}')
+    bank = tmp_path / 'work' / 'teacher_bank' / 'synthfaces.npy'
+    bank.write_bytes(b'bank rows')
+    monkeypatch.setattr(demo, 'run', lambda cmd: pytest.fail(f'nothing may run: {cmd}'))
+    write_record(str(bank), {'config': 'c', 'data': 'd', 'extra': 'another teacher'})
+    with pytest.raises(SystemExit, match='synthfaces.npy was made from another config and '
+                       'data and extra than this run uses'):
+        demo.teacher_bank(args)
