@@ -13,6 +13,8 @@ of the suite); the configs with a channels-last model (student, teacher or recog
 once more on the AVX2 path (``ONEDNN_MAX_CPU_ISA=AVX2``, forcing the kernels of AVX2-only
 CPUs such as AMD Zen 3 on any x86 CPU) with two threads: there torch's channels-last
 convolution backward corrupted the heap (``coupleface/models/recognizers/memory_format.py``).
+oneDNN's kernel choice depends on the thread count too, so the online-teacher CoupleFace
+config trains on all four (code path, 1 or 2 threads) combinations.
 """
 import glob
 import os.path as osp
@@ -39,6 +41,11 @@ CONFIGS = sorted(osp.relpath(p, config_root())
 
 pytestmark = pytest.mark.slow
 AVX2 = {'ONEDNN_MAX_CPU_ISA': 'AVX2', 'OMP_NUM_THREADS': '2'}
+#: The online-teacher CoupleFace config (channels-last student and teacher, mining, RAD)
+#: also trains on the other two (code path, threads) combinations.
+ONLINE = 'coupleface/iresnet18-w16_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py'
+EXTRA = {'native-2threads': {'OMP_NUM_THREADS': '2'},
+         'avx2-1thread': {'ONEDNN_MAX_CPU_ISA': 'AVX2', 'OMP_NUM_THREADS': '1'}}
 
 
 def _uses_channels_last(config: str) -> bool:
@@ -49,7 +56,8 @@ def _uses_channels_last(config: str) -> bool:
 
 CODE_PATHS = [pytest.param(config, None, id=f'{config}-native') for config in CONFIGS] + [
     pytest.param(config, AVX2, id=f'{config}-avx2') for config in CONFIGS
-    if _uses_channels_last(config)]
+    if _uses_channels_last(config)] + [
+    pytest.param(ONLINE, env, id=f'{ONLINE}-{name}') for name, env in EXTRA.items()]
 
 
 def _model_overrides(cfg, teacher_ckpt: str, bank: str) -> str:
@@ -121,8 +129,8 @@ def test_synthfaces_configs_found():
     assert {'arcface', 'fcd', 'coupleface', 'rkd'} <= {c.split('/')[0] for c in CONFIGS}
     avx2 = {p.values[0] for p in CODE_PATHS if p.values[1] is AVX2}
     # the online-teacher CoupleFace config, channels-last student and teacher, is among them
-    assert 'coupleface/iresnet18-w16_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py' in avx2
-    assert TEACHER in avx2
+    assert ONLINE in avx2 and TEACHER in avx2
+    assert len([p for p in CODE_PATHS if p.values[0] == ONLINE]) == 4  # 2 paths x 2 threads
 
 
 def test_teacher_bank_covers_the_training_set(teacher):
