@@ -100,7 +100,8 @@ class FaceRecognizer(BaseModel):
 
     def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
         """Raw embeddings ``B×d`` of normalised image batches ``B×3×H×W``."""
-        if self.channels_last and inputs.dim() == 4:
+        # on the CPU the 3-channel stem is a guarded (NCHW) convolution: no conversion
+        if self.channels_last and inputs.dim() == 4 and inputs.device.type != 'cpu':
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         x = self.backbone(inputs)
         if self.neck is not None:
