@@ -16,7 +16,7 @@ from mmengine.evaluator import BaseMetric
 from coupleface.registry import METRICS
 
 from ..functional import ALL_PAIRS_FARS, all_pairs_tar_at_far
-from .verification_metric import format_far
+from .verification_metric import format_far, sample_embedding
 
 
 @METRICS.register_module()
@@ -53,15 +53,11 @@ class AllPairsVerificationMetric(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Store ``(sample_idx, gt_label, embedding)`` of each sample."""
         for sample in data_samples:
-            if hasattr(sample, 'to_dict'):
-                sample = sample.to_dict()
-            emb = sample['embedding']
-            if hasattr(emb, 'detach'):
-                emb = emb.detach().float().cpu().numpy()
+            sample, emb = sample_embedding(sample)
             label = sample['gt_label']
             label = int(label.reshape(-1)[0]) if hasattr(label, 'reshape') else int(label)
             self.results.append(dict(sample_idx=int(sample['sample_idx']), label=label,
-                                     embedding=np.asarray(emb, np.float32).reshape(-1)))
+                                     embedding=emb))
 
     def compute_metrics(self, results: list) -> dict:
         """The all-pairs figures of the gathered results (see the class docstring)."""

@@ -17,7 +17,7 @@ compares it with the clean set at one FAR (see :func:`mfr_summary`).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
@@ -46,6 +46,23 @@ def format_far(far: float) -> str:
         if float(text) == far:
             return text
     return repr(far)
+
+
+def sample_embedding(sample: Any) -> Tuple[dict, np.ndarray]:
+    """A model output (``DataSample`` or dict) as a dict, and its ``embedding`` as float32.
+
+    Args:
+        sample: What ``predict`` returned for one image.
+
+    Returns:
+        tuple: the sample as a dict and its 1-D float32 embedding.
+    """
+    if hasattr(sample, 'to_dict'):
+        sample = sample.to_dict()
+    emb = sample['embedding']
+    if hasattr(emb, 'detach'):
+        emb = emb.detach().float().cpu().numpy()
+    return sample, np.asarray(emb, dtype=np.float32).reshape(-1)
 
 
 def mfr_summary(set_figures: Mapping[str, Mapping[str, float]]) -> Dict[str, dict]:
@@ -197,12 +214,7 @@ class VerificationMetric(BaseMetric):
                 ``set_name`` and ``sample_idx``.
         """
         for sample in data_samples:
-            if hasattr(sample, 'to_dict'):
-                sample = sample.to_dict()
-            emb = sample['embedding']
-            if hasattr(emb, 'detach'):
-                emb = emb.detach().float().cpu().numpy()
-            emb = np.asarray(emb, dtype=np.float32).reshape(-1)
+            sample, emb = sample_embedding(sample)
             self.results.append(
                 dict(set_name=str(sample['set_name']),
                      sample_idx=int(sample['sample_idx']),
