@@ -8,7 +8,7 @@ _base_ = [
 ]
 # channels_last: NHWC weights and inputs, 0.75-0.85x the CPU fwd+bwd time of these models on
 # both oneDNN code paths (AVX-512 and AVX2; docs/benchmarks.md, Channels-last); same results up
-# to float summation order. Convolutions with < 8 input channels stay NCHW on the CPU (a torch
+# to float summation order. Convolutions with < 16 input channels stay NCHW on the CPU (a torch
 # bug), so narrowing this config is safe.
 model = dict(
     channels_last=True,

@@ -44,7 +44,7 @@ class FaceRecognizer(BaseModel):
         channels_last: Keep 4-D weights and the input batch in channels-last
             (NHWC) memory: same values, usually faster convolutions on GPUs with
             tensor cores (with AMP); its CPU speed depends on the CPU (docs/benchmarks.md,
-            Channels-last). Convolutions with fewer than 8 input channels stay NCHW on
+            Channels-last). Convolutions with fewer than 16 input channels stay NCHW on
             the CPU, where torch's channels-last backward corrupts the heap
             (:mod:`coupleface.models.recognizers.memory_format`). Works for students
             and frozen teachers alike.

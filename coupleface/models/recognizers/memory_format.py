@@ -1,21 +1,23 @@
 """Channels-last (NHWC) memory format for a model, with a guard against a CPU bug.
 
-torch 2.13's CPU (oneDNN) backward of a channels-last ``Conv2d`` with few input channels
-corrupts the heap on the AVX2 code path (AMD Zen 3, or any x86 CPU with
-``ONEDNN_MAX_CPU_ISA=AVX2``): the backward of ``Conv2d(4, 4, 1, stride=2)`` on a
-channels-last input, or with channels-last weights, aborts with glibc's "corrupted size vs.
-prev_size" or hangs within a few steps (docs/benchmarks.md, Channels-last, has the
-reproduction). It is IResNet's 1×1 stride-2 downsample at ``base_channels=4``. Measured on
-that path: 1×1 stride-2 convolutions with 3-7 input channels fail, 8 or more run, and so
-do stride 1, 3×3 kernels and grouped convolutions.
+torch 2.13's CPU (oneDNN) backward of a channels-last 1×1 stride-2 ``Conv2d`` with fewer
+input channels than one vector register holds floats corrupts the heap: it segfaults,
+aborts with glibc's "corrupted size vs. prev_size" or hangs within a few steps (input *or*
+weight channels-last is enough; docs/benchmarks.md, Channels-last, has the reproduction).
+Measured: on the AVX2 path (AMD Zen 3, or any x86 CPU with ``ONEDNN_MAX_CPU_ISA=AVX2``)
+3-7 input channels fail and 8 or more run; on the AVX-512 path (Zen 4) 8, 12 and 15 fail
+(batch 32-128, 56-112 px) and 16 or more run. Stride 1, 3×3 kernels and grouped
+convolutions ran on both. It is IResNet's 1×1 stride-2 downsample at ``base_channels`` 4
+(AVX2) or 8 (AVX-512).
 
 :func:`to_channels_last` therefore keeps every convolution with fewer than
-:data:`MIN_CHANNELS_LAST_IN_CHANNELS` input channels in the contiguous (NCHW) format on
-the CPU: its weight stays contiguous and a forward pre-hook makes its CPU input contiguous
-(oneDNN takes the channels-last kernel when either is channels-last). Such layers are the
-stem and very narrow blocks, a negligible share of the compute. On other devices (cuDNN)
-the input passes unchanged. No library offers this guard: it is a workaround for one
-upstream bug, written here so that no config, shipped or narrowed, can reach it.
+:data:`MIN_CHANNELS_LAST_IN_CHANNELS` (16, the fp32 width of AVX-512) input channels in the
+contiguous (NCHW) format on the CPU: its weight stays contiguous and a forward pre-hook
+makes its CPU input contiguous (oneDNN takes the channels-last kernel when either is
+channels-last). Such layers are the stem and very narrow blocks, a negligible share of the
+compute. On other devices (cuDNN) the input passes unchanged. No library offers this guard:
+it is a workaround for one upstream bug, written here so that no config, shipped or
+narrowed, can reach it.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import torch
 from torch import nn
 
 #: Convolutions with fewer input channels stay NCHW on the CPU (see the module docstring).
-MIN_CHANNELS_LAST_IN_CHANNELS = 8
+MIN_CHANNELS_LAST_IN_CHANNELS = 16
 
 _GUARD_ATTR = '_coupleface_nchw_on_cpu'
 

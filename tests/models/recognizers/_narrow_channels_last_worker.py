@@ -1,8 +1,8 @@
 """Train a narrow channels-last student from a shipped config for a few steps (subprocess).
 
 Run by ``test_channels_last_guard.py``: ``python _narrow_channels_last_worker.py CONFIG
-STEPS [--no-guard]``. ``--no-guard`` switches the narrow-convolution guard off to show
-that the crash it prevents is real. Prints ``trained N steps`` on success.
+STEPS BASE_CHANNELS BATCH [--no-guard]``. ``--no-guard`` switches the narrow-convolution
+guard off to show that the crash it prevents is real. Prints ``trained N steps`` on success.
 """
 import sys
 
@@ -17,11 +17,12 @@ from coupleface.utils import register_all_modules
 
 def main() -> None:
     config, steps = sys.argv[1], int(sys.argv[2])
+    base_channels, batch = int(sys.argv[3]), int(sys.argv[4])
     if '--no-guard' in sys.argv:
         memory_format.MIN_CHANNELS_LAST_IN_CHANNELS = 0
     register_all_modules()
     cfg = Config.fromfile(config)
-    cfg.merge_from_dict({'model.backbone.base_channels': 4,
+    cfg.merge_from_dict({'model.backbone.base_channels': base_channels,
                          'model.head.num_classes': 10})
     assert cfg.model.channels_last, 'the config must turn channels_last on'
     torch.manual_seed(0)
@@ -29,8 +30,8 @@ def main() -> None:
     optim = torch.optim.SGD(model.parameters(), lr=0.01)
     size = cfg.model.backbone.input_size
     for _ in range(steps):
-        inputs = torch.randint(0, 256, (16, 3, size, size), dtype=torch.uint8)
-        samples = [DataSample().set_gt_label(i % 10) for i in range(16)]
+        inputs = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
+        samples = [DataSample().set_gt_label(i % 10) for i in range(batch)]
         data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), True)
         losses = model(**data, mode='loss')
         optim.zero_grad()

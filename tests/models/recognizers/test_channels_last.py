@@ -2,7 +2,7 @@
 
 Channels-last changes only the memory layout of 4-D weights and of the input batch, so
 every number must match the contiguous model; checkpoints move freely between the two.
-Convolutions with fewer than 8 input channels (the stem here) keep NCHW weights, the
+Convolutions with fewer than 16 input channels (the stem and layer1 here) keep NCHW weights, the
 guard against torch's CPU bug (``test_memory_format.py``).
 """
 import copy
