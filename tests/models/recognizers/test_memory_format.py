@@ -56,7 +56,9 @@ def test_guarded_convolutions_receive_nchw_inputs_on_cpu_and_values_do_not_chang
     # the guard's hook ran first: guarded layers see NCHW; the last, unguarded one gets
     # the NCHW output of the guarded layer before it
     assert seen == [True, True, True, True]
-    ref_x = x.detach().clone().requires_grad_(True)
+    # the reference runs NCHW throughout: fed the channels-last x, its unguarded 4-channel
+    # 1x1 stride-2 convolution would itself hit the bug (it did, on the AVX2 path)
+    ref_x = x.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     ref = plain(ref_x)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
     g = torch.randn_like(ref)
