@@ -168,17 +168,6 @@ def reuse_or_record(output: str, parts: Dict[str, str], made_now: bool) -> None:
         raise SystemExit(f'demo stopped: {err}')
 
 
-def _inputs(spec: Run, args) -> Dict[str, str]:
-    """Content hashes of the teacher files a run reads (paths alone could be reused)."""
-    from coupleface.utils.checkpoint import file_sha256
-
-    if 'bank' in spec.needs:
-        return dict(bank_sha256=file_sha256(teacher_bank(args)[0] + '.npy'))
-    if 'teacher' in spec.needs:
-        return dict(teacher_sha256=file_sha256(teacher_checkpoint(args)))
-    return {}
-
-
 def teacher_bank(args) -> Tuple[str, float]:
     """Write the teacher bank once (timed: it is part of the bank runs' cost)."""
     from coupleface.utils.checkpoint import file_sha256
@@ -212,14 +201,19 @@ def train_and_test(spec: Run, args, seed: int) -> Tuple[dict, float]:
     done = osp.join(work, 'DONE')
     opts = data_options(spec, args) + [f'randomness.seed={seed}']
     extra_seconds = 0.0
+    from coupleface.utils.checkpoint import file_sha256
+    from coupleface.utils.run_cache import fingerprint
+
+    inputs = {}  # content hashes of the teacher files read: a path alone can be reused
     if 'bank' in spec.needs:
         prefix, extra_seconds = teacher_bank(args)
         opts.append(f'model.teacher_bank.path={prefix}')
+        inputs = dict(bank_sha256=file_sha256(prefix + '.npy'))
     elif 'teacher' in spec.needs:
-        opts.append(f'model.teacher.checkpoint={teacher_checkpoint(args)}')
-    from coupleface.utils.run_cache import fingerprint
-
-    parts = fingerprint(spec.config, opts, args.data_dir, extra=_inputs(spec, args))
+        teacher = teacher_checkpoint(args)
+        opts.append(f'model.teacher.checkpoint={teacher}')
+        inputs = dict(teacher_sha256=file_sha256(teacher))
+    parts = fingerprint(spec.config, opts, args.data_dir, extra=inputs)
     seconds_file = osp.join(work, 'train_seconds.txt')
     made_now = not osp.isfile(done)
     if made_now:
