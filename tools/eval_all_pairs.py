@@ -9,7 +9,7 @@ impostor pairs it rests on (:func:`coupleface.evaluation.functional.all_pairs_ta
 ``--out`` writes the figures as JSON.
 
 Examples:
-    python tools/eval_all_pairs.py configs/arcface/iresnet18-w16_1xb128_synthfaces-56px.py \\
+    python tools/eval_all_pairs.py configs/arcface/iresnet18-w8_1xb128_synthfaces-56px.py \\
         work_dirs/student/epoch_8.pth data/synthfaces/all_pairs_test --out all_pairs.json
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ be a recognizer, a distiller or a bare insightface ``backbone.pth`` (read withou
 pickled code).
 
 Examples:
-    python tools/eval_ijb.py configs/arcface/iresnet18-w16_1xb128_synthfaces-56px.py epoch_4.pth \\
+    python tools/eval_ijb.py configs/arcface/iresnet18-w8_1xb128_synthfaces-56px.py epoch_4.pth \\
         --root data/IJBC --name ijbc --batch-size 256 --workers 8 --out-dir results/
     python tools/eval_ijb.py CONFIG backbone.pth --root data/IJBB --name ijbb --flip-test
 """

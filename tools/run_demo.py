@@ -61,35 +61,44 @@ class Run:
 
 
 def _bank_cfg(method: str, variant: str = '') -> str:
-    return (f'configs/{method}/iresnet18-w16_{method}-bank{variant}-iresnet18-w32_1xb128_'
+    return (f'configs/{method}/iresnet18-w8_{method}-bank{variant}-iresnet18-w32_1xb128_'
             'synthfaces-56px.py')
 
 
 STUDENT_HEAD = 'model.student.head.num_classes'
+MASKED = '_1xb128_synthfaces-masked-56px.py'
 RUNS: Dict[str, Run] = {r.name: r for r in [
     Run('teacher', 'configs/arcface/iresnet18-w32_1xb128_synthfaces-56px.py',
         label='teacher IResNet-18 (w32, 256-d)'),
-    Run('student', 'configs/arcface/iresnet18-w16_1xb128_synthfaces-56px.py',
-        label='(a) student IResNet-18 (w16, 128-d) alone'),
-    Run('fcd', 'configs/fcd/iresnet18-w16_fcd-iresnet18-w32_1xb128_synthfaces-56px.py',
-        needs=['teacher'], head_key=STUDENT_HEAD, label='student + FCD (online teacher)'),
+    Run('student', 'configs/arcface/iresnet18-w8_1xb128_synthfaces-56px.py',
+        label='student IResNet-18 (w8, 64-d) alone'),
+    Run('fcd', 'configs/fcd/iresnet18-w8_fcd-iresnet18-w32_1xb128_synthfaces-56px.py',
+        needs=['teacher'], head_key=STUDENT_HEAD, label='FCD (online teacher)'),
     Run('coupleface',
-        'configs/coupleface/iresnet18-w16_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py',
-        needs=['teacher'], head_key=STUDENT_HEAD, label='student + CoupleFace (online teacher)'),
+        'configs/coupleface/iresnet18-w8_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py',
+        needs=['teacher'], head_key=STUDENT_HEAD, label='CoupleFace (online teacher)'),
     Run('fcd_bank', _bank_cfg('fcd'), needs=['bank'], head_key=STUDENT_HEAD,
-        label='(b) FCD, teacher bank'),
+        label='FCD'),
     Run('rad_random_groups', _bank_cfg('coupleface', '-random-groups'), needs=['bank'],
-        head_key=STUDENT_HEAD, label='(c) FCD + RAD, random identity groups'),
+        head_key=STUDENT_HEAD, label='FCD + RAD, random identity groups'),
     Run('mined_no_rad', _bank_cfg('coupleface', '-no-rad'), needs=['bank'],
-        head_key=STUDENT_HEAD, label='(d) FCD + mined batches, no RAD'),
+        head_key=STUDENT_HEAD, label='FCD + mined batches, no RAD'),
     Run('coupleface_bank', _bank_cfg('coupleface'), needs=['bank'], head_key=STUDENT_HEAD,
-        label='(e) CoupleFace (FCD + RAD + mining), teacher bank'),
+        label='CoupleFace (FCD + RAD + mining)'),
     Run('rkd', _bank_cfg('rkd'), needs=['bank'], head_key=STUDENT_HEAD,
         label='RKD (distance + angle)'),
     Run('ekd', _bank_cfg('ekd'), needs=['bank'], head_key=STUDENT_HEAD,
         label='EKD-style rank loss'),
     Run('adadistill', _bank_cfg('adadistill'), needs=['bank'], head_key=STUDENT_HEAD,
         label='AdaDistill-style head'),
+    # the masked-face track: SyntheticMask on the student view, the teacher (bank) clean
+    Run('student_masked', 'configs/arcface/iresnet18-w8' + MASKED,
+        label='student alone, masked training'),
+    Run('fcd_bank_masked', _bank_cfg('fcd').replace('_1xb128_synthfaces-56px.py', MASKED),
+        needs=['bank'], head_key=STUDENT_HEAD, label='FCD, masked training'),
+    Run('coupleface_bank_masked',
+        _bank_cfg('coupleface').replace('_1xb128_synthfaces-56px.py', MASKED),
+        needs=['bank'], head_key=STUDENT_HEAD, label='CoupleFace, masked training'),
 ]}
 SUITES: Dict[str, List[str]] = {
     # the bank gives the same losses as the online teacher on the un-augmented teacher view,
@@ -98,7 +107,12 @@ SUITES: Dict[str, List[str]] = {
     'online': ['teacher', 'fcd', 'coupleface'],
     'ablation': ['teacher', 'student', 'fcd_bank', 'rad_random_groups', 'mined_no_rad',
                  'coupleface_bank', 'rkd', 'ekd', 'adadistill'],
+    'masked': ['teacher', 'student_masked', 'fcd_bank_masked', 'coupleface_bank_masked'],
 }
+# the rows every other row is compared with (paired over seeds), per suite
+BASELINES: Dict[str, Tuple[str, ...]] = {
+    'demo': ('student', 'fcd_bank'), 'ablation': ('student', 'fcd_bank'),
+    'online': ('fcd',), 'masked': ('student_masked', 'fcd_bank_masked')}
 
 
 def log(msg: str) -> None:
@@ -118,7 +132,8 @@ def make_data(args) -> None:
            '--num-ids', str(args.num_ids), '--imgs-per-id', str(args.imgs_per_id),
            '--val-pairs', str(args.val_pairs), '--test-pairs', str(args.test_pairs),
            '--size', '112', '--difficulty', str(args.difficulty),
-           '--workers', str(args.workers)]
+           '--all-pairs-ids', str(args.all_pairs_ids),
+           '--all-pairs-imgs', str(args.all_pairs_imgs), '--workers', str(args.workers)]
     run(cmd + (['--force'] if args.force_data else []))
 
 
@@ -234,16 +249,35 @@ def train_and_test(spec: Run, args, seed: int) -> Tuple[dict, float]:
         raise SystemExit(f'demo stopped: {done} names no checkpoint; delete {work} to retrain')
     reuse_or_record(ckpt, parts, made_now)
     seconds = float(open(seconds_file).read()) if osp.isfile(seconds_file) else math.nan
+    return evaluate(spec, args, work, ckpt, opts, fresh=made_now), seconds + extra_seconds
+
+
+def evaluate(spec: Run, args, work: str, ckpt: str, opts: List[str], fresh: bool) -> dict:
+    """The test pairs (clean and masked), the all-pairs sets (val and test) and the
+    validation figures the training logged, as one flat dict (``test/accuracy``,
+    ``test_all/tar@far=1e-03``, ``val/...``, ``val_all/...``, ``masked/...``)."""
+    from coupleface.evaluation.benchmark_table import all_pairs_figures, flatten_figures
+
     result_dir = osp.join(work, 'results')
     result_file = osp.join(result_dir, 'metrics.json')
+    if fresh and osp.isdir(result_dir):  # figures of an earlier checkpoint
+        import shutil
+        shutil.rmtree(result_dir)
     if not _has_masked(result_file):
         run([sys.executable, 'tools/test.py', spec.config, ckpt, '--work-dir', work,
              '--out-dir', result_dir, '--mask-protocols', 'clean', 'masked_unmasked',
              '--cfg-options', *opts])
     with open(result_file) as f:
-        metrics = json.load(f)
-    metrics.update(validation_metrics(work))
-    return metrics, seconds + extra_seconds
+        figures = flatten_figures(json.load(f), {TEST_SET: 'test', MASKED_SET: 'masked'})
+    figures.update(flatten_figures(validation_metrics(work), {'synth_val': 'val'}))
+    for split in ('val', 'test'):
+        out = osp.join(result_dir, f'all_pairs_{split}.json')
+        if not osp.isfile(out):
+            run([sys.executable, 'tools/eval_all_pairs.py', spec.config, ckpt,
+                 osp.join(args.data_dir, f'all_pairs_{split}'), '--out', out, '--no-progress'])
+        with open(out) as f:
+            figures.update(all_pairs_figures(json.load(f), f'{split}_all'))
+    return figures
 
 
 def validation_metrics(work: str) -> dict:
@@ -267,53 +301,52 @@ def _has_masked(result_file: str) -> bool:
         return f'{MASKED_SET}/accuracy' in json.load(f)
 
 
-COLUMNS = [('synth_val/accuracy', 'val accuracy (%)'),
-           (f'{TEST_SET}/accuracy', 'accuracy (%)'),
-           (f'{TEST_SET}/tar@far=1e-03', 'TAR@FAR=1e-3 (%)'),
-           (f'{TEST_SET}/tar@far=1e-02', 'TAR@FAR=1e-2 (%)'),
-           (f'{MASKED_SET}/accuracy', 'masked accuracy (%)'),
-           (f'{MASKED_SET}/tar@far=1e-03', 'masked TAR@FAR=1e-3 (%)')]
+# (key, header) of the main table; val columns are where rows are chosen, the rest is test
+COLUMNS = [('val/accuracy', 'val acc (%)'),
+           ('val_all/tar@far=1e-03', 'val all-pairs TAR@1e-3'),
+           ('test/accuracy', 'test acc (%)'),
+           ('test/tar@far=1e-02', 'test TAR@1e-2 (pairs)'),
+           ('test_all/tar@far=1e-02', 'all-pairs TAR@1e-2'),
+           ('test_all/tar@far=1e-03', 'all-pairs TAR@1e-3'),
+           ('test_all/tar@far=1e-04', 'all-pairs TAR@1e-4'),
+           ('masked/accuracy', 'masked acc (%)'),
+           ('masked/tar@far=1e-02', 'masked TAR@1e-2')]
+# the columns of the difference tables (paired over seeds, 95 % t interval)
+DIFF_COLUMNS = [('test/accuracy', 'test acc'), ('test/tar@far=1e-02', 'TAR@1e-2 (pairs)'),
+                ('test_all/tar@far=1e-02', 'all-pairs TAR@1e-2'),
+                ('test_all/tar@far=1e-03', 'all-pairs TAR@1e-3'),
+                ('masked/accuracy', 'masked acc')]
+SELECT_ON = 'val_all/tar@far=1e-03'
 
 
-def _fmt(values: Sequence[float]) -> str:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return 'n/a'
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f'{mean:.2f}'
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f'{mean:.2f} ± {std:.2f}'
-
-
-def table(results: Dict[str, List[Tuple[dict, float]]], order: Sequence[str]) -> str:
-    """One row per run; with several seeds, mean ± sample std over them."""
-    seeds = max((len(v) for v in results.values()), default=1)
-    head = ['model'] + [c for _, c in COLUMNS] + ['train time (s)']
-    if seeds > 1:
-        head.insert(1, 'seeds')
-    rows = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
-    for name in order:
-        if name not in results:
-            continue
-        runs = results[name]
-        cells = [RUNS[name].label or name]
-        if seeds > 1:
-            cells.append(str(len(runs)))
-        for key, _ in COLUMNS:
-            cells.append(_fmt([m.get(key, math.nan) for m, _ in runs]))
-        cells.append(_fmt_time([s for _, s in runs]))
-        rows.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(rows)
-
-
-def _fmt_time(seconds: Sequence[float]) -> str:
-    seconds = [s for s in seconds if not math.isnan(s)]
-    return f'{sum(seconds) / len(seconds):.0f}' if seconds else 'n/a'
+def tables(results: Dict[str, Dict[int, Tuple[dict, float]]], suite: str,
+           order: Sequence[str]) -> Tuple[str, dict]:
+    """The suite's Markdown (main table, then one difference table per baseline) and the
+    summary (:func:`coupleface.evaluation.benchmark_table.summarise`) for the JSON."""
+    from coupleface.evaluation.benchmark_table import differences_markdown, markdown, summarise
+    figures = {name: {seed: fig for seed, (fig, _) in runs.items()}
+               for name, runs in results.items()}
+    baselines = [b for b in BASELINES[suite] if b in results]
+    candidates = [n for n in order if n in results and n != 'teacher' and n not in baselines[:1]]
+    summary = summarise(figures, [k for k, _ in COLUMNS], baselines=baselines,
+                        select_on=SELECT_ON, candidates=candidates)
+    labels = {n: RUNS[n].label or n for n in RUNS}
+    times = {}
+    for name, runs in results.items():
+        seconds = [s for _, s in runs.values() if not math.isnan(s)]
+        times[name] = f'{sum(seconds) / len(seconds):.0f}' if seconds else 'n/a'
+    parts = [markdown(summary, COLUMNS, labels, order, extra={'train time (s)': times})]
+    for base in baselines:
+        parts.append(differences_markdown(summary, DIFF_COLUMNS, labels, order, base))
+    summary['train_seconds'] = {n: {str(seed): s for seed, (_, s) in runs.items()}
+                                for n, runs in results.items()}
+    summary['figures'] = {n: {str(seed): fig for seed, fig in runs.items()}
+                          for n, runs in figures.items()}
+    return '\n\n'.join(parts), summary
 
 
 def compare_plot(args, names: Sequence[str]) -> None:
-    """The ROC comparison PNGs (clean and masked) of the seed-0 runs."""
+    """The overlaid ROC PNGs (clean and masked test pairs) of the seed-0 runs."""
     dirs, labels = [], []
     for name in names:
         result = osp.join(run_dir(args, name, 0), 'results', 'metrics.json')
@@ -322,9 +355,9 @@ def compare_plot(args, names: Sequence[str]) -> None:
             labels.append(RUNS[name].label or name)
     if len(dirs) < 2:
         return
-    out = osp.join(args.work_dir, 'compare')
+    out = osp.join(args.work_dir, f'compare_{args.suite}')
     run([sys.executable, 'tools/analysis_tools/compare_results.py', *dirs, '--labels', *labels,
-         '--out', out])
+         '--out', out, '--far', '1e-2'])
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -335,11 +368,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                    'is trained once, with seed 0')
     p.add_argument('--data-dir', default='data/synthfaces')
     p.add_argument('--work-dir', default='work_dirs/demo')
-    # sized so the demo (5 models, each evaluated clean and masked) takes ~15 min on 2 cores
+    # the benchmark regime (docs/benchmarks.md): 300 x 16 training images at difficulty 0.7,
+    # 1,000 val / 3,000 test pairs (10 folds) and, for stable low-FAR figures, all pairs among
+    # 300 unseen identities x 10 images per split (4,485,000 impostor pairs)
     p.add_argument('--num-ids', type=int, default=300)
     p.add_argument('--imgs-per-id', type=int, default=16)
-    p.add_argument('--val-pairs', type=int, default=500)
-    p.add_argument('--test-pairs', type=int, default=2000)
+    p.add_argument('--val-pairs', type=int, default=1000)
+    p.add_argument('--test-pairs', type=int, default=3000)
+    p.add_argument('--all-pairs-ids', type=int, default=300)
+    p.add_argument('--all-pairs-imgs', type=int, default=10)
     # 0.8 (make_synthfaces' default, tuned for 500 x 20 images) leaves this smaller training
     # set's teacher at 87 % accuracy and 3 % TAR@FAR=1e-3: too low to compare students at
     p.add_argument('--difficulty', type=float, default=0.7)
@@ -360,25 +397,37 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     t0 = time.time()
+    log('stage data: SynthFaces (made once, reused while its settings match)')
     make_data(args)
     order = SUITES[args.suite]
-    results: Dict[str, List[Tuple[dict, float]]] = {}
-    for i, seed in enumerate(args.seeds):  # seed by seed: a stopped run leaves whole seeds
-        for name in order:
-            if (args.only and name not in args.only) or (name == 'teacher' and i > 0):
-                continue
-            # the teacher is trained once, with seed 0, whatever --seeds says
-            result = train_and_test(RUNS[name], args, 0 if name == 'teacher' else seed)
-            results.setdefault(name, []).append(result)
-    text = table(results, order)
-    out_md = osp.join(args.work_dir, f'results_{args.suite}.md')
-    with open(out_md, 'w') as f:
+    stages = [(name, seed) for i, seed in enumerate(args.seeds) for name in order
+              # the teacher is trained once, with seed 0, whatever --seeds says
+              if (not args.only or name in args.only) and not (name == 'teacher' and i > 0)]
+    results: Dict[str, Dict[int, Tuple[dict, float]]] = {}
+    for k, (name, seed) in enumerate(stages, 1):  # seed by seed: a stop leaves whole seeds
+        seed = 0 if name == 'teacher' else seed
+        log(f'stage {k}/{len(stages)}: {RUNS[name].label or name} (seed {seed}), '
+            f'{time.time() - t0:.0f} s so far')
+        results.setdefault(name, {})[seed] = train_and_test(RUNS[name], args, seed)
+    text, summary = tables(results, args.suite, order)
+    out = osp.join(args.work_dir, f'results_{args.suite}')
+    summary.update(suite=args.suite, seeds=args.seeds, data_dir=args.data_dir,
+                   wall_seconds=round(time.time() - t0, 1))
+    from coupleface.utils.cpu_info import describe_cpu
+    summary['cpu'] = describe_cpu()
+    with open(out + '.md', 'w') as f:
         f.write(text + '\n')
+    with open(out + '.json', 'w') as f:
+        json.dump(summary, f, indent=2)
+        f.write('\n')
     compare_plot(args, [n for n in order if n in results])
-    print('\nSynthFaces test pairs (identities unseen in training), clean and with the first '
-          'image of every pair masked:\n' + text, flush=True)
-    log(f'done in {time.time() - t0:.0f} s; table in {out_md}, ROC comparison in '
-        f'{args.work_dir}/compare/')
+    print('\nSynthFaces, identities unseen in training. Pairs: 10-fold protocol of the test '
+          'pairs (clean, and masked_unmasked: the first image masked); all-pairs: every pair '
+          'among the test identities\' images. Rows are compared on validation (val '
+          'columns), reported on test; differences are paired over seeds (95 % t interval, '
+          '"n.s." when it contains 0).\n\n' + text, flush=True)
+    log(f'done in {time.time() - t0:.0f} s on {summary["cpu"]}; tables in {out}.md and '
+        f'{out}.json, ROC comparison in {args.work_dir}/compare_{args.suite}/')
 
 
 if __name__ == '__main__':

@@ -2,8 +2,8 @@
 --amp, --cfg-options, --launcher).
 
 Examples:
-    python tools/train.py configs/arcface/iresnet18-w16_1xb128_synthfaces-56px.py
-    python tools/train.py coupleface::arcface/iresnet18-w16_1xb128_synthfaces-56px.py --resume
+    python tools/train.py configs/arcface/iresnet18-w8_1xb128_synthfaces-56px.py
+    python tools/train.py coupleface::arcface/iresnet18-w8_1xb128_synthfaces-56px.py --resume
     bash tools/dist_train.sh CONFIG 2
 """
 from __future__ import annotations

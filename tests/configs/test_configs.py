@@ -70,11 +70,16 @@ def _check_distiller_parts(cfg):
     model = cfg.model
     size = cfg.train_dataloader.dataset.pipeline[0].size
     dim = _embed(model.student, size)
-    assert dim == model.student.head.in_channels
+    # a head in the teacher's space (AdaDistillHead) may sit behind the connector
+    through_connector = model.student.head.type == 'AdaDistillHead' and model.get('connector')
+    if not through_connector:
+        assert dim == model.student.head.in_channels
     if model.get('connector'):
         connector = MODELS.build(model.connector)
         assert connector.in_channels == dim
         dim = connector.out_channels
+    if through_connector:
+        assert dim == model.student.head.in_channels
     if model.get('teacher'):
         assert model.teacher.checkpoint, 'teacher=dict(model=..., checkpoint=...)'
         assert _embed(model.teacher.model, size) == dim, 'student and teacher sizes differ'

@@ -23,7 +23,7 @@ from coupleface.utils import config_root
 SCHEDULES = osp.join(config_root(), '_base_', 'schedules')
 # name: (max_epochs, weight_decay, base_batch_size)
 RECIPES = {'ms1m_20e.py': (20, 5e-4, 1024), 'ms1m_40e_mbf.py': (40, 1e-4, 1024),
-           'synthfaces.py': (4, 5e-4, 128)}
+           'synthfaces.py': (8, 5e-4, 128)}
 
 
 def test_every_schedule_is_tested():

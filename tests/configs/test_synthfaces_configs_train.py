@@ -43,7 +43,7 @@ pytestmark = pytest.mark.slow
 AVX2 = {'ONEDNN_MAX_CPU_ISA': 'AVX2', 'OMP_NUM_THREADS': '2'}
 #: The online-teacher CoupleFace config (channels-last student and teacher, mining, RAD)
 #: also trains on the other two (code path, threads) combinations.
-ONLINE = 'coupleface/iresnet18-w16_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py'
+ONLINE = 'coupleface/iresnet18-w8_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py'
 EXTRA = {'native-2threads': {'OMP_NUM_THREADS': '2'},
          'avx2-1thread': {'ONEDNN_MAX_CPU_ISA': 'AVX2', 'OMP_NUM_THREADS': '1'}}
 

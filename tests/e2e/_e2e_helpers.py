@@ -44,7 +44,7 @@ def write_tiny_config(path: str, data_root: str, *, max_epochs: int = 1, batch_s
                       extra: str = '') -> str:
     """A config inheriting the repo's IResNet-18 SynthFaces config, shrunk to 32 px."""
     text = f'''
-_base_ = 'coupleface::arcface/iresnet18-w16_1xb128_synthfaces-56px.py'
+_base_ = 'coupleface::arcface/iresnet18-w8_1xb128_synthfaces-56px.py'
 size = 32
 tr = [dict(type='LoadFaceImage', size=size), dict(type='PackFaceInputs')]
 te = [dict(type='LoadFaceImage', size=size), dict(type='PackFaceInputs')]
@@ -59,7 +59,7 @@ model = dict(backbone=dict(input_size=size, base_channels=8, embedding_size=16),
 
 def write_tiny_distill_config(path: str, data_root: str, *, teacher: str = '',
                               bank: str = '',
-                              base: str = 'coupleface/iresnet18-w16_coupleface-iresnet18-w32_'
+                              base: str = 'coupleface/iresnet18-w8_coupleface-iresnet18-w32_'
                                           '1xb128_synthfaces-56px.py',
                               max_epochs: int = 1, extra: str = '') -> str:
     """A distillation config inheriting one of ours, shrunk to 32 px and 8 identities.

@@ -10,7 +10,7 @@ SAMPLER = ("train_dataloader['sampler'] = dict(batch_size=8, group_size=2, "
            "images_per_identity=2)\n")
 MINING = ("custom_hooks = [dict(type='ConfigCheckHook'), dict(type='AugmentSeedHook'), "
           "dict(type='RelationMiningHook', num_neighbours=2, batch_size=16, num_workers=0)]\n")
-BANK_BASE = 'coupleface/iresnet18-w16_coupleface-bank-iresnet18-w32_1xb128_synthfaces-56px.py'
+BANK_BASE = 'coupleface/iresnet18-w8_coupleface-bank-iresnet18-w32_1xb128_synthfaces-56px.py'
 
 
 @pytest.fixture(scope='module')

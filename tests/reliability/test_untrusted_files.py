@@ -239,7 +239,7 @@ def test_malicious_checkpoint_in_tools_test_is_one_error_line(tmp_path):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     _evil_checkpoint(path, marker)
-    config = ROOT / 'configs' / 'arcface' / 'iresnet18-w16_1xb128_synthfaces-56px.py'
+    config = ROOT / 'configs' / 'arcface' / 'iresnet18-w8_1xb128_synthfaces-56px.py'
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'test.py'), str(config),
                            str(path)], cwd=str(tmp_path), env=env, capture_output=True,

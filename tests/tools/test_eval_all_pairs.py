@@ -16,7 +16,7 @@ from coupleface.registry import MODELS
 from coupleface.utils.cli import run_cli
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(REPO, 'configs', 'arcface', 'iresnet18-w16_1xb128_synthfaces-56px.py')
+CONFIG = osp.join(REPO, 'configs', 'arcface', 'iresnet18-w8_1xb128_synthfaces-56px.py')
 
 
 def _tool(name):

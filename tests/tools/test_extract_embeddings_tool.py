@@ -7,7 +7,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_bank_config_is_a_one_line_error(tmp_path):
-    cfg = ('configs/coupleface/iresnet18-w16_coupleface-bank-iresnet18-w32_1xb128_'
+    cfg = ('configs/coupleface/iresnet18-w8_coupleface-bank-iresnet18-w32_1xb128_'
            'synthfaces-56px.py')
     proc = subprocess.run(
         [sys.executable, osp.join(REPO, 'tools', 'extract_embeddings.py'), cfg,

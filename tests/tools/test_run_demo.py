@@ -1,6 +1,5 @@
-"""tools/run_demo.py: suites, run directories per seed, the mean ± std table."""
+"""tools/run_demo.py: suites, like-for-like rows, run directories per seed, the tables."""
 import importlib.util
-import math
 import os.path as osp
 import sys
 
@@ -24,9 +23,29 @@ def test_every_stage_config_exists_and_suites_list_known_runs():
         assert names[0] == 'teacher', suite
         for name in names:
             assert osp.isfile(osp.join(REPO, demo.RUNS[name].config)), demo.RUNS[name].config
-    # the ablation's rows (a)-(e), in order, then the peers
-    labels = [demo.RUNS[n].label[:3] for n in demo.SUITES['ablation'][1:6]]
-    assert labels == ['(a)', '(b)', '(c)', '(d)', '(e)']
+    assert set(demo.BASELINES) == set(demo.SUITES)
+
+
+def _student_of(cfg):
+    model = cfg.model.get('student', cfg.model)
+    return model['backbone'], cfg.model.get('connector')
+
+
+def test_every_student_row_is_like_for_like():
+    """The same student (IResNet-18 w8, 64-d) in every row but the teacher's, and one
+    connector 64 -> 256 in every distiller: rows differ only in their losses."""
+    from mmengine.config import Config
+
+    demo = load_tool()
+    rows = {n for names in demo.SUITES.values() for n in names} - {'teacher'}
+    for name in sorted(rows):
+        cfg = Config.fromfile(osp.join(REPO, demo.RUNS[name].config))
+        backbone, connector = _student_of(cfg)
+        assert (backbone['arch'], backbone['base_channels'], backbone['embedding_size'],
+                backbone['input_size']) == (18, 8, 64, 56), name
+        assert cfg.train_cfg.max_epochs == 8, name
+        if 'student' in cfg.model:
+            assert (connector['in_channels'], connector['out_channels']) == (64, 256), name
 
 
 def test_seed_zero_shares_the_demo_dirs_other_seeds_do_not():
@@ -44,26 +63,34 @@ def test_unknown_stage_is_a_usage_error(capsys):
     assert "not a stage of the demo suite" in capsys.readouterr().err
 
 
-def test_table_mean_and_sample_std_over_seeds():
+def test_tables_mean_std_and_paired_differences():
     demo = load_tool()
-    acc = 'synth_test/accuracy'
-    tar = 'synth_test/tar@far=1e-03'
+    acc, tar = 'test/accuracy', 'test_all/tar@far=1e-02'
     results = {
-        'teacher': [({acc: 91.0, tar: 30.0}, 100.0)],
-        'student': [({acc: 80.0, tar: 10.0}, 10.0), ({acc: 82.0, tar: 14.0}, 20.0),
-                    ({acc: 84.0, tar: 12.0}, 30.0)],
+        'teacher': {0: ({acc: 91.0, tar: 30.0}, 100.0)},
+        'student': {0: ({acc: 80.0, tar: 10.0}, 10.0), 1: ({acc: 82.0, tar: 14.0}, 20.0),
+                    2: ({acc: 84.0, tar: 12.0}, 30.0)},
+        'fcd_bank': {0: ({acc: 81.0, tar: 12.0}, 12.0), 1: ({acc: 83.0, tar: 15.0}, 12.0),
+                     2: ({acc: 85.0, tar: 16.0}, 12.0)},
     }
-    text = demo.table(results, ['teacher', 'student', 'fcd'])
-    lines = text.splitlines()
-    assert lines[0].startswith('| model | seeds | val accuracy (%) | accuracy (%)')
-    assert len(lines) == 4  # header, rule, two rows (fcd has no results)
+    text, summary = demo.tables(results, 'demo', ['teacher', 'student', 'fcd_bank'])
+    main, vs_student, vs_fcd = text.split('\n\n')
+    lines = main.splitlines()
+    assert lines[0].startswith('| model | seeds | val acc (%) |')
     student = [c.strip() for c in lines[3].strip('|').split('|')]
-    # mean 82, sample std sqrt(((-2)^2 + 0 + 2^2) / 2) = 2; TAR mean 12, std 2
-    assert student[1:5] == ['3', 'n/a', '82.00 ± 2.00', '12.00 ± 2.00']
-    assert student[5:7] == ['n/a', 'n/a'] and student[-1] == '20'
-    teacher = [c.strip() for c in lines[2].strip('|').split('|')]
-    assert teacher[1:5] == ['1', 'n/a', '91.00', '30.00']
-    assert demo._fmt([math.nan]) == 'n/a'
+    heads = [c.strip() for c in lines[0].strip('|').split('|')]
+    # mean 82, sample std sqrt(((-2)^2 + 0 + 2^2) / 2) = 2; train time mean 20
+    assert student[heads.index('test acc (%)')] == '82.00 ± 2.00'
+    assert student[heads.index('all-pairs TAR@1e-2')] == '12.00 ± 2.00'
+    assert student[-1] == '20' and student[heads.index('masked acc (%)')] == 'n/a'
+    # FCD - student: +1 on every seed: sd 0, interval [1, 1]
+    assert '| FCD | +1.00 [+1.00, +1.00] |' in vs_student
+    # teacher - student accuracy: 11, 9, 7 -> mean 9, sd 2, t(0.975, 2) 4.3027 * 2 / sqrt(3)
+    row = [r for r in vs_student.splitlines() if r.startswith('| teacher')][0]
+    assert row.startswith('| teacher IResNet-18 (w32, 256-d) | +9.00 [+4.03, +13.97] |')
+    assert vs_fcd.splitlines()[0].startswith('| vs FCD |')
+    assert summary['figures']['student']['1'][acc] == 82.0
+    assert summary['train_seconds']['teacher'] == {'0': 100.0}
 
 
 def test_validation_metrics_are_the_last_logged(tmp_path):
@@ -110,8 +137,12 @@ def test_reused_teacher_from_other_data_stops_the_demo(tmp_path, monkeypatch):
     results = ckpt.parent / 'results'
     results.mkdir()
     (results / 'metrics.json').write_text('{"synth_test/accuracy": 90.0}')
+    for split, tar in (('val', 0.5), ('test', 0.25)):
+        (results / f'all_pairs_{split}.json').write_text(
+            '{"tar_at_far": {"0.001": {"tar": %s, "measurable": true}}}' % tar)
     metrics, _ = demo.train_and_test(demo.RUNS['teacher'], args, 0)
-    assert metrics['synth_test/accuracy'] == 90.0
+    assert metrics == {'test/accuracy': 90.0, 'val_all/tar@far=1e-03': 50.0,
+                       'test_all/tar@far=1e-03': 25.0}
     # the data folder now holds harder SynthFaces: the teacher is stale
     (tmp_path / 'data0.7' / 'meta.json').write_text('{"settings": {"difficulty": 0.8}}')
     with pytest.raises(SystemExit, match='demo stopped: .*epoch_4.pth was made from another '

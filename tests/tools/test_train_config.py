@@ -9,7 +9,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__fi
                             'tools'))
 from train import build_config, parse_args  # noqa: E402
 
-CFG = 'coupleface::arcface/iresnet18-w16_1xb128_synthfaces-56px.py'
+CFG = 'coupleface::arcface/iresnet18-w8_1xb128_synthfaces-56px.py'
 
 
 def test_work_dir_resume_and_backends(tmp_path):

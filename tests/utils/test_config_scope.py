@@ -35,7 +35,7 @@ def test_other_project_inherits_coupleface_config_and_overrides_student(tmp_path
 
     from coupleface.registry import MODELS
 
-    base = 'coupleface::coupleface/iresnet18-w16_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py'
+    base = 'coupleface::coupleface/iresnet18-w8_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py'
     parent = Config.fromfile(resolve_config_path(base))
     with DefaultScope.overwrite_default_scope('coupleface'):
         teacher = MODELS.build(parent.model.teacher.model)

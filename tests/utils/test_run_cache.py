@@ -29,7 +29,7 @@ def test_fingerprint_sees_data_settings_config_overrides_and_extra_inputs(tmp_pa
     harder = fingerprint(TEACHER, ['model.head.num_classes=300'], _data(tmp_path, 'b', 0.8),
                          dict(teacher_sha256='x'))
     assert harder['data'] != base['data'] and harder['config'] == base['config']
-    longer = fingerprint(TEACHER, ['model.head.num_classes=300', 'train_cfg.max_epochs=8'],
+    longer = fingerprint(TEACHER, ['model.head.num_classes=300', 'train_cfg.max_epochs=12'],
                          data, dict(teacher_sha256='x'))
     assert longer['config'] != base['config'] and longer['data'] == base['data']
     other_teacher = fingerprint(TEACHER, ['model.head.num_classes=300'], data,
@@ -49,7 +49,7 @@ def test_check_record_refuses_other_inputs_and_changed_files(tmp_path):
     with pytest.raises(StaleOutputError, match='made from another data than'):
         check_record(str(ckpt), fingerprint(TEACHER, [], _data(tmp_path, 'b', 0.8)))
     with pytest.raises(StaleOutputError, match='made from another config than'):
-        check_record(str(ckpt), fingerprint(TEACHER, ['train_cfg.max_epochs=8'], data))
+        check_record(str(ckpt), fingerprint(TEACHER, ['train_cfg.max_epochs=12'], data))
     ckpt.write_bytes(b'other weights')
     with pytest.raises(StaleOutputError, match='changed since it was recorded'):
         check_record(str(ckpt), parts)

@@ -14,7 +14,7 @@ and the model's data preprocessor, as in relation mining. The student's matrix i
 ``<s_i, s_j>`` of its own embeddings (no connector needed); the teacher's ``<t_i, t_j>``.
 
 Examples:
-    CFG=configs/coupleface/iresnet18-w16_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py
+    CFG=configs/coupleface/iresnet18-w8_coupleface-iresnet18-w32_1xb128_synthfaces-56px.py
     python tools/analysis_tools/plot_relations.py --config $CFG \\
         --student-ckpt work_dirs/cf/epoch_8.pth --teacher-ckpt work_dirs/teacher/epoch_8.pth \\
         --relations work_dirs/cf/relations.npz --out rel.png

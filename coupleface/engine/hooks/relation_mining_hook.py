@@ -118,13 +118,17 @@ class RelationMiningHook(Hook):
         sampler = runner.train_dataloader.sampler
         if not hasattr(sampler, 'set_neighbours'):
             raise ValueError('RelationMiningHook needs train_dataloader.sampler='
-                             f'dict(type="RelationSampler", ...), got {type(sampler).__name__}')
-        if getattr(sampler, 'random_groups', False):
-            print_log('RelationSampler has random_groups=True: mining skipped',
+                             'dict(type="RelationSampler" or "PartnerSampler", ...), got '
+                             f'{type(sampler).__name__}')
+        if getattr(sampler, 'random_groups', False) or getattr(sampler, 'random_partners',
+                                                               False):
+            print_log(f'{type(sampler).__name__} draws random identities: mining skipped',
                       logger='current')
             return
         model = self._distiller(runner)
-        k = self.num_neighbours or 2 * max(1, sampler.group_size - 1)
+        # RelationSampler: 2 neighbours per group member; PartnerSampler: its top_k (or 8)
+        k = self.num_neighbours or getattr(sampler, 'top_k', None) or 2 * max(
+            1, getattr(sampler, 'group_size', 5) - 1)
         expect = self._expected_meta(runner, model, k)
         path = self.relations_file or osp.join(runner.work_dir, self.filename)
         reloaded = self._reload(path, expect)

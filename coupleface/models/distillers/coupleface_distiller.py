@@ -79,8 +79,9 @@ class CoupleFaceDistiller(BaseModel):
     teacher embedding of the clean teacher view, computed online or read from a
     teacher bank by ``(sample_idx, flip)``. A student head whose class attribute
     ``uses_teacher_embeddings`` is True (``AdaDistillHead``) is called as
-    ``head.loss(feats, labels, teacher=t)`` with the raw student embedding, which
-    must then be the teacher's size; the distillation factor does not scale it.
+    ``head.loss(feats, labels, teacher=t)`` with the raw student embedding when it is
+    the teacher's size, else with the connector's output (``head_through_connector``;
+    the evaluated embedding stays the raw one); the distillation factor does not scale it.
 
     Args:
         student: ``FaceRecognizer`` config (with its margin head).
@@ -99,6 +100,15 @@ class CoupleFaceDistiller(BaseModel):
         distill_warmup_iters: Distillation weights ramp linearly from 0 to 1 over
             these iterations.
         distill_stop_iter: From this iteration on, distillation terms are off.
+        grad_norm_interval: Every this many iterations, log the L2 norm of each loss
+            term's gradient on the student embeddings of the batch (``gnorm_cls``,
+            ``gnorm_fcd``, ``gnorm_rad``, ``gnorm_<extra>``; after the term's weight), so a
+            relation term's weight can be set to a real share of FCD's. ``0``: off
+            (default). Costs one backward pass per term through the head and losses only.
+        partner_samples: The last ``partner_samples`` images of every rank batch are
+            partners appended by ``PartnerSampler`` (its ``num_partners``): the
+            classification loss (and its ``acc_top1``) sees only the shuffled part before
+            them; FCD, RAD and the extra losses see the whole batch. Defaults to 0.
         rad_bank_partners: With ``teacher_bank`` and ``rad_loss`` (cross relation),
             the number ``M`` of bank rows added as teacher partners of every anchor
             (``bank_teacher``/``bank_labels`` of the RAD loss). Each step draws ``M``
@@ -132,7 +142,8 @@ class CoupleFaceDistiller(BaseModel):
                  fcd_loss: Optional[dict] = None, rad_loss: Optional[dict] = None,
                  extra_losses: Optional[Dict[str, dict]] = None,
                  distill_warmup_iters: int = 0, distill_stop_iter: Optional[int] = None,
-                 rad_bank_partners: int = 0,
+                 rad_bank_partners: int = 0, partner_samples: int = 0,
+                 grad_norm_interval: int = 0,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -177,12 +188,18 @@ class CoupleFaceDistiller(BaseModel):
                 f'in_channels={student_dim}, out_channels={teacher_dim})')
 
         head_dim = getattr(self.student.head, 'in_channels', None)
-        if getattr(self.student.head, 'uses_teacher_embeddings', False) \
-                and teacher_dim is not None and head_dim != teacher_dim:
-            raise ValueError(
-                f'{type(self.student.head).__name__} works in the teacher\'s embedding space: '
-                f'set the student\'s embedding_size and the head\'s in_channels to the '
-                f'teacher\'s {teacher_dim} (got in_channels={head_dim})')
+        # a head that works in the teacher's space (AdaDistillHead) gets the connector output
+        # when the student embeds at another size (like-for-like with the connector rows)
+        self.head_through_connector = False
+        if getattr(self.student.head, 'uses_teacher_embeddings', False):
+            raw_dim = embedding_dim(self.student)
+            if teacher_dim is not None and head_dim != teacher_dim:
+                raise ValueError(
+                    f'{type(self.student.head).__name__} works in the teacher\'s embedding '
+                    f'space: set the head\'s in_channels to the teacher\'s {teacher_dim} '
+                    f'(got in_channels={head_dim})')
+            # (a narrower student without a connector was refused above)
+            self.head_through_connector = self.connector is not None and raw_dim != head_dim
         self.fcd_loss = MODELS.build(fcd_loss) if fcd_loss is not None else None
         self.rad_loss = MODELS.build(rad_loss) if rad_loss is not None else None
         self.extra_losses = nn.ModuleDict(
@@ -193,6 +210,15 @@ class CoupleFaceDistiller(BaseModel):
         self.distill_warmup_iters = int(distill_warmup_iters)
         self.distill_stop_iter = distill_stop_iter
         self.rad_bank_partners = self._check_rad_bank_partners(rad_bank_partners)
+        if isinstance(partner_samples, bool) or int(partner_samples) != partner_samples \
+                or partner_samples < 0:
+            raise ValueError(f'partner_samples must be an integer >= 0, got {partner_samples!r}')
+        self.partner_samples = int(partner_samples)
+        if isinstance(grad_norm_interval, bool) or int(grad_norm_interval) != \
+                grad_norm_interval or grad_norm_interval < 0:
+            raise ValueError(f'grad_norm_interval must be an integer >= 0, '
+                             f'got {grad_norm_interval!r}')
+        self.grad_norm_interval = int(grad_norm_interval)
         mark_partial_fc_shards_for_ddp(self)  # rank-local class-center shards stay local
 
     def _check_rad_bank_partners(self, num: int) -> int:
@@ -309,25 +335,41 @@ class CoupleFaceDistiller(BaseModel):
         emb = self.teacher_bank.lookup(idx, torch.zeros_like(idx, dtype=torch.bool))
         return emb.to(device), self.teacher_bank.lookup_labels(idx).to(device)
 
+    def _classified(self, batch: int) -> slice:
+        """The samples the classification loss sees: all but the trailing partners."""
+        if not self.partner_samples:
+            return slice(None)
+        if batch <= self.partner_samples:
+            raise ValueError(f'batch of {batch} samples but partner_samples='
+                             f'{self.partner_samples}: the sampler\'s num_partners and the '
+                             'distiller\'s partner_samples must match, below the batch size')
+        return slice(0, batch - self.partner_samples)
+
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
              teacher_inputs: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Classification loss plus the weighted distillation terms."""
         feats = self.student.extract_feat(inputs)
         labels = self.student.gt_labels(data_samples, feats.device)
-        teacher = None
+        cls = self._classified(feats.shape[0])  # the shuffled part, before any partners
+        teacher = projected = None
         if getattr(self.student.head, 'uses_teacher_embeddings', False):
             # e.g. AdaDistillHead: the head itself distils (class centers from the teacher);
-            # it gets the raw student embedding, which must be in the teacher's space
+            # it gets the student embedding in the teacher's space (raw, or the connector's)
             teacher = self.teacher_embeddings(inputs, data_samples, teacher_inputs)
-            losses = dict(self.student.head.loss(feats, labels, teacher=teacher))
+            if self.head_through_connector:
+                projected = self.connector(feats)
+            head_in = projected if projected is not None else feats
+            losses = dict(self.student.head.loss(head_in[cls], labels[cls],
+                                                 teacher=teacher[cls]))
         else:
-            losses = dict(self.student.head.loss(feats, labels))
+            losses = dict(self.student.head.loss(feats[cls], labels[cls]))
         factor = self.distill_factor()
         if self.fcd_loss is None and self.rad_loss is None and not self.extra_losses:
             return losses
         if teacher is None:
             teacher = self.teacher_embeddings(inputs, data_samples, teacher_inputs)
-        student = self.connector(feats) if self.connector is not None else feats
+        student = projected if projected is not None else (
+            self.connector(feats) if self.connector is not None else feats)
         if student.shape[-1] != teacher.shape[-1]:
             raise ValueError(f'student embedding size {student.shape[-1]} differs from the '
                              f'teacher\'s {teacher.shape[-1]}: configure a connector')
@@ -345,4 +387,18 @@ class CoupleFaceDistiller(BaseModel):
             args = (student, teacher, labels) if name in self._losses_with_labels \
                 else (student, teacher)
             losses[f'loss_{name}'] = factor * loss(*args)
+        self._log_grad_norms(losses, feats)
         return losses
+
+    def _log_grad_norms(self, losses: Dict[str, torch.Tensor], feats: torch.Tensor) -> None:
+        """Add ``gnorm_<term>``: |d loss_<term> / d feats| (this rank's embeddings)."""
+        if not self.grad_norm_interval or not feats.requires_grad \
+                or self.current_iter() % self.grad_norm_interval:
+            return
+        for key in [k for k in losses if k.startswith('loss_')]:
+            value = losses[key]
+            grad = None
+            if value.requires_grad:
+                grad, = torch.autograd.grad(value, feats, retain_graph=True, allow_unused=True)
+            losses['gnorm_' + key[5:]] = (grad.detach().norm() if grad is not None
+                                          else feats.new_zeros(()))

@@ -29,11 +29,12 @@ every rank, no gradient), so the centers stay identical on all ranks; the center
 Centers are kept unnormalised as updated; the cosine normalises them.
 
 The head works in the **teacher's embedding space**: ``in_channels`` is the teacher's
-embedding size and the student embeds at that size (the paper's students and teachers are
-both 512-d; in our SynthFaces demo the student's ``embedding_size`` is set to the
-teacher's 256). ``CoupleFaceDistiller`` passes the teacher embeddings of the batch to a
-student head whose ``uses_teacher_embeddings`` is True. Used by a ``FaceRecognizer``
-alone (no teacher), :meth:`AdaDistillHead.loss` raises a one-line error.
+embedding size; the student embeds at that size (the paper's students and teachers are
+both 512-d) or, narrower, reaches it through the distiller's connector (the 64-d SynthFaces
+student, like-for-like with the FCD rows). ``CoupleFaceDistiller`` passes the teacher
+embeddings of the batch to a student head whose ``uses_teacher_embeddings`` is True. Used
+by a ``FaceRecognizer`` alone (no teacher), :meth:`AdaDistillHead.loss` raises a one-line
+error.
 """
 from __future__ import annotations
 

@@ -121,3 +121,34 @@ def test_head_outside_the_teacher_space_is_refused(tmp_path):
                             connector=dict(type='LinearConnector', in_channels=8,
                                            out_channels=16))
     assert '\n' not in str(info.value)
+
+
+def test_narrow_student_reaches_the_head_through_the_connector(tmp_path):
+    """An 8-d student, a 16-d teacher: the head gets connector(feats), the evaluated
+    embedding stays the raw 8-d one, and the connector is trained by the head's loss."""
+    model = CoupleFaceDistiller(student=_ada_student(emb=8, in_channels=16),
+                                teacher=_teacher(tmp_path),
+                                connector=dict(type='LinearConnector', in_channels=8,
+                                               out_channels=16))
+    assert model.head_through_connector
+    head = model.student.head
+    received = []
+    loss_fn = head.loss
+    head.loss = lambda feats, labels, **kw: received.append(feats) or loss_fn(feats, labels, **kw)
+    data = model.data_preprocessor(_batch(), True)
+    losses = model(**data, mode='loss')
+    (feats,) = received
+    raw = model.student.extract_feat(data['inputs'])
+    assert raw.shape == (4, 8) and feats.shape == (4, 16)
+    torch.testing.assert_close(feats, model.connector(raw), rtol=1e-5, atol=1e-6)
+    losses['loss_cls'].backward()
+    assert model.connector.proj.weight.grad is not None \
+        and model.connector.proj.weight.grad.abs().sum() > 0
+    assert model(**data, mode='tensor').shape == (4, 8)
+
+
+def test_narrow_student_without_connector_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='add connector') as info:
+        CoupleFaceDistiller(student=_ada_student(emb=8, in_channels=16),
+                            teacher=_teacher(tmp_path))
+    assert '\n' not in str(info.value)

@@ -18,7 +18,7 @@ import pytest
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.abspath(osp.join(HERE, '..', '..', '..'))
 WORKER = osp.join(HERE, '_narrow_channels_last_worker.py')
-CONFIG = osp.join(ROOT, 'configs', 'arcface', 'iresnet18-w16_1xb128_synthfaces-56px.py')
+CONFIG = osp.join(ROOT, 'configs', 'arcface', 'iresnet18-w8_1xb128_synthfaces-56px.py')
 
 
 #: (oneDNN path, base_channels, batch): the narrowest IResNet each path crashed with

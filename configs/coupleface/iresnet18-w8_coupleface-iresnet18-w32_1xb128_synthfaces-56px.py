@@ -5,7 +5,7 @@
 # 8 groups x 4 identities x 4 images first used here (ablation rows (c)-(e) in
 # docs/benchmarks.md), the 32 identities of a batch were too few and too alike and the
 # student fell 5 points below FCD; 2 x 2 groups matched FCD (docs/benchmarks.md).
-_base_ = ['../fcd/iresnet18-w16_fcd-iresnet18-w32_1xb128_synthfaces-56px.py']
+_base_ = ['../fcd/iresnet18-w8_fcd-iresnet18-w32_1xb128_synthfaces-56px.py']
 
 model = dict(
     rad_loss=dict(type='RelationAwareDistillationLoss', relation='cross', distance='l2',

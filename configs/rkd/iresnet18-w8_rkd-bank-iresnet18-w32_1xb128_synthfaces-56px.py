@@ -7,7 +7,7 @@
 #       TEACHER.pth --out work_dirs/demo/teacher_bank/synthfaces
 # RKD is dimension-free, but the distiller hands every loss the same (s, t) pair, so the
 # 128-d student goes through the inherited LinearConnector to the teacher's 256-d.
-_base_ = ['../fcd/iresnet18-w16_fcd-bank-iresnet18-w32_1xb128_synthfaces-56px.py']
+_base_ = ['../fcd/iresnet18-w8_fcd-bank-iresnet18-w32_1xb128_synthfaces-56px.py']
 
 model = dict(
     fcd_loss=None,
