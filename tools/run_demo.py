@@ -85,6 +85,11 @@ RUNS: Dict[str, Run] = {r.name: r for r in [
         head_key=STUDENT_HEAD, label='FCD + mined batches, no RAD'),
     Run('coupleface_bank', _bank_cfg('coupleface'), needs=['bank'], head_key=STUDENT_HEAD,
         label='CoupleFace (FCD + RAD + mining)'),
+    Run('coupleface_kl', _bank_cfg('coupleface', '-kl'), needs=['bank'],
+        head_key=STUDENT_HEAD, label='CoupleFace, student-relation KL RAD, shuffled batches'),
+    Run('coupleface_partners',
+        _bank_cfg('coupleface', '-partners').replace('1xb128', '1xb144'), needs=['bank'],
+        head_key=STUDENT_HEAD, label='CoupleFace, KL RAD + 16 mined partner images'),
     Run('rkd', _bank_cfg('rkd'), needs=['bank'], head_key=STUDENT_HEAD,
         label='RKD (distance + angle)'),
     Run('ekd', _bank_cfg('ekd'), needs=['bank'], head_key=STUDENT_HEAD,
@@ -106,7 +111,8 @@ SUITES: Dict[str, List[str]] = {
     'demo': ['teacher', 'student', 'fcd_bank', 'coupleface_bank'],
     'online': ['teacher', 'fcd', 'coupleface'],
     'ablation': ['teacher', 'student', 'fcd_bank', 'rad_random_groups', 'mined_no_rad',
-                 'coupleface_bank', 'rkd', 'ekd', 'adadistill'],
+                 'coupleface_bank', 'coupleface_kl', 'coupleface_partners', 'rkd', 'ekd',
+                 'adadistill'],
     'masked': ['teacher', 'student_masked', 'fcd_bank_masked', 'coupleface_bank_masked'],
 }
 # the rows every other row is compared with (paired over seeds), per suite
