@@ -90,6 +90,9 @@ RUNS: Dict[str, Run] = {r.name: r for r in [
     Run('coupleface_partners',
         _bank_cfg('coupleface', '-partners').replace('1xb128', '1xb144'), needs=['bank'],
         head_key=STUDENT_HEAD, label='CoupleFace, KL RAD + 16 mined partner images'),
+    Run('adadistill_coupleface',
+        _bank_cfg('adadistill').replace('adadistill-bank', 'adadistill-coupleface-bank'),
+        needs=['bank'], head_key=STUDENT_HEAD, label='AdaDistill-style head + CoupleFace (KL RAD)'),
     Run('rkd', _bank_cfg('rkd'), needs=['bank'], head_key=STUDENT_HEAD,
         label='RKD (distance + angle)'),
     Run('ekd', _bank_cfg('ekd'), needs=['bank'], head_key=STUDENT_HEAD,
@@ -112,7 +115,7 @@ SUITES: Dict[str, List[str]] = {
     'online': ['teacher', 'fcd', 'coupleface'],
     'ablation': ['teacher', 'student', 'fcd_bank', 'rad_random_groups', 'mined_no_rad',
                  'coupleface_bank', 'coupleface_kl', 'coupleface_partners', 'rkd', 'ekd',
-                 'adadistill'],
+                 'adadistill', 'adadistill_coupleface'],
     'masked': ['teacher', 'student_masked', 'fcd_bank_masked', 'coupleface_bank_masked'],
 }
 # the rows every other row is compared with (paired over seeds), per suite
