@@ -71,6 +71,8 @@ def _model_overrides(cfg, teacher_ckpt: str, bank: str) -> str:
         parts.append(f"teacher=dict(checkpoint='{teacher_ckpt}')")
     if model.get('teacher_bank'):
         parts.append(f"teacher_bank=dict(path='{bank}')")
+    if model.get('partner_samples'):  # one partner: 15 + 1 keeps 2 iterations of 30 images
+        parts.append('partner_samples=1')
     return f"model = dict({', '.join(parts)})\n"
 
 
@@ -80,6 +82,8 @@ def _write_tiny(path: str, config: str, data_root: str, model: str = '') -> str:
     sampler = ''
     if cfg.train_dataloader.sampler.type == 'RelationSampler':
         sampler = f', sampler=dict(batch_size={BATCH})'  # must equal the loader's
+    elif cfg.train_dataloader.sampler.type == 'PartnerSampler':
+        sampler = f', sampler=dict(batch_size={BATCH}, num_partners=1)'
     text = f'''
 _base_ = '{osp.join(config_root(), config)}'
 loader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root='{data_root}'))
