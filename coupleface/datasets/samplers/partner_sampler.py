@@ -28,10 +28,12 @@ import math
 from typing import Dict, Iterator, Optional, Sized
 
 import numpy as np
-from mmengine.dist import get_dist_info, sync_random_seed
+from mmengine.dist import sync_random_seed
 from torch.utils.data import Sampler
 
 from coupleface.registry import DATA_SAMPLERS
+
+from .rank_info import resolve_rank
 
 _SHUFFLE_STREAM, _PARTNER_STREAM = 0, 1
 
@@ -71,12 +73,7 @@ class PartnerSampler(Sampler[int]):
                  top_k: Optional[int] = None, cap_factor: float = 2.0,
                  random_partners: bool = False, seed: Optional[int] = None,
                  rank: Optional[int] = None, world_size: Optional[int] = None) -> None:
-        if rank is None or world_size is None:
-            dist_rank, dist_world = get_dist_info()
-            rank = dist_rank if rank is None else rank
-            world_size = dist_world if world_size is None else world_size
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f'PartnerSampler: rank={rank} is not in [0, world_size={world_size})')
+        rank, world_size = resolve_rank('PartnerSampler', rank, world_size)
         if not 0 <= num_partners < batch_size:
             raise ValueError(f'PartnerSampler: num_partners={num_partners} must be in '
                              f'[0, batch_size={batch_size})')

@@ -22,10 +22,12 @@ import math
 from typing import Iterator, Optional, Sequence, Sized
 
 import numpy as np
-from mmengine.dist import get_dist_info, sync_random_seed
+from mmengine.dist import sync_random_seed
 from torch.utils.data import Sampler
 
 from coupleface.registry import DATA_SAMPLERS
+
+from .rank_info import resolve_rank
 
 # Global groups drawn per generator. Part of the definition of the stream: changing it
 # changes which indices a (seed, epoch) gives.
@@ -191,12 +193,7 @@ class RelationSampler(Sampler[int]):
                  hard_positives: bool = False,
                  hard_positive_ratio: float = 0.5,
                  round_up: bool = True) -> None:
-        if rank is None or world_size is None:
-            dist_rank, dist_world = get_dist_info()
-            rank = dist_rank if rank is None else rank
-            world_size = dist_world if world_size is None else world_size
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f'RelationSampler: rank={rank} is not in [0, world_size={world_size})')
+        rank, world_size = resolve_rank('RelationSampler', rank, world_size)
         if group_size < 1 or images_per_identity < 1:
             raise ValueError(f'RelationSampler: group_size={group_size} and '
                              f'images_per_identity={images_per_identity} must be >= 1')
