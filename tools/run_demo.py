@@ -58,6 +58,7 @@ class Run:
     needs: List[str] = field(default_factory=list)
     label: str = ''
     head_key: str = 'model.head.num_classes'
+    options: List[str] = field(default_factory=list)  # extra --cfg-options of this row
 
 
 def _bank_cfg(method: str, variant: str = '') -> str:
@@ -79,6 +80,10 @@ RUNS: Dict[str, Run] = {r.name: r for r in [
         needs=['teacher'], head_key=STUDENT_HEAD, label='CoupleFace (online teacher)'),
     Run('fcd_bank', _bank_cfg('fcd'), needs=['bank'], head_key=STUDENT_HEAD,
         label='FCD'),
+    # the FCD weight, chosen on the validation pairs (suite fcd_weight, docs/benchmarks.md)
+    *[Run(f'fcd_bank_w{w}', _bank_cfg('fcd'), needs=['bank'], head_key=STUDENT_HEAD,
+          label=f'FCD, weight {w}', options=[f'model.fcd_loss.loss_weight={w}'])
+      for w in (30, 100, 300, 1000)],
     Run('rad_random_groups', _bank_cfg('coupleface', '-random-groups'), needs=['bank'],
         head_key=STUDENT_HEAD, label='FCD + RAD, random identity groups'),
     Run('mined_no_rad', _bank_cfg('coupleface', '-no-rad'), needs=['bank'],
@@ -117,11 +122,15 @@ SUITES: Dict[str, List[str]] = {
                  'coupleface_bank', 'coupleface_kl', 'coupleface_partners', 'rkd', 'ekd',
                  'adadistill', 'adadistill_coupleface'],
     'masked': ['teacher', 'student_masked', 'fcd_bank_masked', 'coupleface_bank_masked'],
+    # the FCD weight sweep (10 is fcd_bank), decided on val_all TAR@FAR=1e-3
+    'fcd_weight': ['teacher', 'student', 'fcd_bank', 'fcd_bank_w30', 'fcd_bank_w100',
+                   'fcd_bank_w300', 'fcd_bank_w1000'],
 }
 # the rows every other row is compared with (paired over seeds), per suite
 BASELINES: Dict[str, Tuple[str, ...]] = {
     'demo': ('student', 'fcd_bank'), 'ablation': ('student', 'fcd_bank'),
-    'online': ('fcd',), 'masked': ('student_masked', 'fcd_bank_masked')}
+    'online': ('fcd',), 'masked': ('student_masked', 'fcd_bank_masked'),
+    'fcd_weight': ('student', 'fcd_bank')}
 
 
 def log(msg: str) -> None:
@@ -223,7 +232,7 @@ def train_and_test(spec: Run, args, seed: int) -> Tuple[dict, float]:
     """
     work = run_dir(args, spec.name, seed)
     done = osp.join(work, 'DONE')
-    opts = data_options(spec, args) + [f'randomness.seed={seed}']
+    opts = data_options(spec, args) + spec.options + [f'randomness.seed={seed}']
     extra_seconds = 0.0
     from coupleface.utils.checkpoint import file_sha256
     from coupleface.utils.run_cache import fingerprint
@@ -326,6 +335,13 @@ DIFF_COLUMNS = [('test/accuracy', 'test acc'), ('test/tar@far=1e-02', 'TAR@1e-2 
                 ('test_all/tar@far=1e-03', 'all-pairs TAR@1e-3'),
                 ('masked/accuracy', 'masked acc')]
 SELECT_ON = 'val_all/tar@far=1e-03'
+# the committed multi-seed results a suite's (one-seed) differences are read against
+REFERENCE = {'demo': 'docs/results/synthfaces_regime_ablation.json'}
+REFERENCE_PAIRS = [('teacher', 'student'), ('fcd_bank', 'student'),
+                   ('coupleface_bank', 'fcd_bank')]
+REFERENCE_COLUMNS = [('test/accuracy', 'test acc'),
+                     ('test_all/tar@far=1e-02', 'all-pairs TAR@1e-2'),
+                     ('test_all/tar@far=1e-03', 'all-pairs TAR@1e-3')]
 
 
 def tables(results: Dict[str, Dict[int, Tuple[dict, float]]], suite: str,
@@ -347,6 +363,17 @@ def tables(results: Dict[str, Dict[int, Tuple[dict, float]]], suite: str,
     parts = [markdown(summary, COLUMNS, labels, order, extra={'train time (s)': times})]
     for base in baselines:
         parts.append(differences_markdown(summary, DIFF_COLUMNS, labels, order, base))
+    reference = osp.join(REPO, REFERENCE.get(suite, ''))
+    if suite in REFERENCE and osp.isfile(reference):
+        from coupleface.evaluation.benchmark_table import against_reference
+        with open(reference) as f:
+            ref = json.load(f)
+        seeds = max(len(row['seeds']) for row in ref['rows'].values())
+        parts.append(f'Read against the seed spread of {REFERENCE[suite]} ({seeds} '
+                     'seeds, the same rows and data): "clearly above" = more than 2 standard '
+                     'deviations of the per-seed differences there, with its 95 % interval '
+                     'above 0.\n\n' + against_reference(summary, ref, REFERENCE_PAIRS,
+                                                        REFERENCE_COLUMNS, labels))
     summary['train_seconds'] = {n: {str(seed): s for seed, (_, s) in runs.items()}
                                 for n, runs in results.items()}
     summary['figures'] = {n: {str(seed): fig for seed, fig in runs.items()}

@@ -172,3 +172,52 @@ def all_pairs_figures(result: Mapping, name: str) -> Dict[str, float]:
 
 __all__: List[str] = ['summarise', 'markdown', 'differences_markdown', 'flatten_figures',
                       'all_pairs_figures']
+
+
+def against_reference(summary: dict, reference: dict,
+                      comparisons: Sequence[Tuple[str, str]],
+                      columns: Sequence[Tuple[str, str]], labels: Mapping[str, str],
+                      spread: float = 2.0) -> str:
+    """Set a short run's differences beside the seed spread a longer run measured.
+
+    A one-seed demo cannot tell a gain from seed noise by itself; the ablation's paired
+    differences over seeds (same rows, same data) can. For each ``(row, baseline)`` and
+    column this gives the difference here, the reference's paired mean, 95 % interval and
+    standard deviation of the per-seed differences, and a verdict: **clearly above** when
+    the difference here exceeds ``spread`` standard deviations of the reference's per-seed
+    differences *and* the reference's interval lies above 0; **within the seed spread**
+    otherwise (or **below** when the difference is negative beyond the spread).
+
+    Args:
+        summary: What :func:`summarise` returned for this run.
+        reference: A :func:`summarise` result over several seeds (e.g. the ablation's
+            committed JSON).
+        comparisons: ``(row, baseline)`` pairs to state.
+        columns: ``(key, header)`` pairs.
+        labels: Row name to the label shown.
+        spread: How many per-seed standard deviations count as "clearly".
+
+    Returns:
+        str: A Markdown table; rows missing from either summary are skipped.
+    """
+    head = ['comparison', 'figure', 'here', 'ablation mean [95 % CI]', 'ablation seed sd',
+            'verdict']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    for name, base in comparisons:
+        here = summary['rows'].get(name, {}).get('vs', {}).get(base, {})
+        ref = reference.get('rows', {}).get(name, {}).get('vs', {}).get(base, {})
+        for key, header in columns:
+            if key not in here or key not in ref:
+                continue
+            value, r = here[key]['mean'], ref[key]
+            sd = r['std'] if _finite(r.get('std')) else math.nan
+            if _finite(sd) and value > spread * sd and r.get('low', math.nan) > 0:
+                verdict = 'clearly above'
+            elif _finite(sd) and value < -spread * sd:
+                verdict = 'below'
+            else:
+                verdict = 'within the seed spread'
+            cells = [f'{labels.get(name, name)} − {labels.get(base, base)}', header,
+                     f'{value:+.2f}', _diff_cell(r), f'{sd:.2f}', verdict]
+            lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)

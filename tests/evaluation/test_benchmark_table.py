@@ -4,6 +4,7 @@ import math
 import pytest
 
 from coupleface.evaluation.benchmark_table import (
+    against_reference,
     all_pairs_figures,
     differences_markdown,
     flatten_figures,
@@ -87,3 +88,29 @@ def test_flatten_and_all_pairs_keys():
     result = {'tar_at_far': {'0.01': {'tar': 0.5, 'measurable': True},
                              '0.0001': {'tar': 0.0, 'measurable': False}}}
     assert all_pairs_figures(result, 'test_all') == {'test_all/tar@far=1e-02': 50.0}
+
+
+def test_against_reference_verdicts_by_hand():
+    # reference: fcd - student per seed = 1.0, 1.5, 1.0 -> mean 1.1667, sd 0.2887, CI > 0
+    reference = summarise(RUNS, keys=['acc'], baselines=['student'])
+    sd = math.sqrt(((1 - 7 / 6) ** 2 * 2 + (1.5 - 7 / 6) ** 2) / 2)
+    assert reference['rows']['fcd']['vs']['student']['acc']['std'] == pytest.approx(sd)
+
+    def demo(fcd_acc):
+        return summarise({'student': {0: {'acc': 90.0}}, 'fcd': {0: {'acc': fcd_acc}}},
+                         keys=['acc'], baselines=['student'])
+
+    labels = {'fcd': 'FCD', 'student': 'student'}
+    args = ([('fcd', 'student')], [('acc', 'accuracy')], labels)
+    clear = against_reference(demo(91.0), reference, *args).splitlines()[2]
+    assert clear.startswith('| FCD − student | accuracy | +1.00 |')
+    assert f'| {sd:.2f} | clearly above |' in clear  # 1.0 > 2 x 0.2887
+    assert 'within the seed spread' in against_reference(demo(90.5), reference, *args)
+    assert '| below |' in against_reference(demo(89.0), reference, *args)
+    # an unresolved reference interval never gives "clearly above", however large the gap
+    loose = summarise({'student': RUNS['student'],
+                       'fcd': {0: {'acc': 95.0}, 1: {'acc': 87.0}, 2: {'acc': 93.0}}},
+                      keys=['acc'], baselines=['student'])
+    assert 'within the seed spread' in against_reference(demo(99.0), loose, *args)
+    # rows absent from the reference are skipped
+    assert len(against_reference(demo(91.0), {'rows': {}}, *args).splitlines()) == 2

@@ -1,5 +1,6 @@
 """tools/run_demo.py: suites, like-for-like rows, run directories per seed, the tables."""
 import importlib.util
+import json
 import os.path as osp
 import sys
 
@@ -63,8 +64,9 @@ def test_unknown_stage_is_a_usage_error(capsys):
     assert "not a stage of the demo suite" in capsys.readouterr().err
 
 
-def test_tables_mean_std_and_paired_differences():
+def test_tables_mean_std_and_paired_differences(monkeypatch):
     demo = load_tool()
+    monkeypatch.setattr(demo, 'REFERENCE', {})  # read against the ablation: test below
     acc, tar = 'test/accuracy', 'test_all/tar@far=1e-02'
     results = {
         'teacher': {0: ({acc: 91.0, tar: 30.0}, 100.0)},
@@ -91,6 +93,25 @@ def test_tables_mean_std_and_paired_differences():
     assert vs_fcd.splitlines()[0].startswith('| vs FCD |')
     assert summary['figures']['student']['1'][acc] == 82.0
     assert summary['train_seconds']['teacher'] == {'0': 100.0}
+
+
+def test_demo_table_is_read_against_the_ablation_seed_spread(tmp_path, monkeypatch):
+    demo = load_tool()
+    acc = 'test/accuracy'
+    ablation = {'student': {s: ({acc: a}, 1.0) for s, a in enumerate((80.0, 82.0, 84.0))},
+                'fcd_bank': {s: ({acc: a}, 1.0) for s, a in enumerate((81.5, 83.0, 85.5))}}
+    _, ref = demo.tables(ablation, 'ablation', ['student', 'fcd_bank'])
+    path = tmp_path / 'ablation.json'
+    path.write_text(json.dumps(ref))
+    monkeypatch.setattr(demo, 'REPO', '/')
+    monkeypatch.setattr(demo, 'REFERENCE', {'demo': str(path)})
+    one_seed = {'student': {0: ({acc: 80.0}, 1.0)}, 'fcd_bank': {0: ({acc: 82.0}, 1.0)}}
+    text, _ = demo.tables(one_seed, 'demo', ['student', 'fcd_bank'])
+    last = '\n\n'.join(text.split('\n\n')[-2:])
+    assert last.startswith(f'Read against the seed spread of {path} (3 seeds')
+    # ablation differences 1.5, 1.0, 1.5: sd 0.2887; +2.0 here > 2 sd -> clearly above
+    assert '| FCD − student IResNet-18 (w8, 64-d) alone | test acc | +2.00 |' in last
+    assert '| 0.29 | clearly above |' in last
 
 
 def test_validation_metrics_are_the_last_logged(tmp_path):
