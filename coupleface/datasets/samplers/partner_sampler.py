@@ -33,6 +33,7 @@ from torch.utils.data import Sampler
 
 from coupleface.registry import DATA_SAMPLERS
 
+from .identity_index import per_identity_indices
 from .rank_info import resolve_rank
 
 _SHUFFLE_STREAM, _PARTNER_STREAM = 0, 1
@@ -91,20 +92,9 @@ class PartnerSampler(Sampler[int]):
         self.epoch = 0
 
         self.dataset_len = len(dataset)
-        per_class = getattr(dataset, 'class_to_indices', None)
-        if per_class is None:
-            raise TypeError(f'PartnerSampler needs a dataset with `class_to_indices`; '
-                            f'{type(dataset).__name__} has none')
-        per_class = [np.asarray(ids, dtype=np.int64).reshape(-1) for ids in per_class]
-        self.num_identities = len(per_class)
-        if self.num_identities < 2:
-            raise ValueError('PartnerSampler needs at least 2 identities')
-        self._sizes = np.array([len(ids) for ids in per_class], dtype=np.int64)
-        if (self._sizes == 0).any():
-            raise ValueError(f'PartnerSampler: identity {int(np.flatnonzero(self._sizes == 0)[0])}'
-                             ' has no images')
-        self._offsets = np.concatenate([[0], np.cumsum(self._sizes)[:-1]])
-        self._flat = np.concatenate(per_class)
+        self._flat, self._sizes, self._offsets = per_identity_indices('PartnerSampler', dataset,
+                                                                      min_identities=2)
+        self.num_identities = len(self._sizes)
         self._label_of = np.full(self.dataset_len, -1, dtype=np.int64)
         self._label_of[self._flat] = np.repeat(np.arange(self.num_identities), self._sizes)
 

@@ -27,6 +27,7 @@ from torch.utils.data import Sampler
 
 from coupleface.registry import DATA_SAMPLERS
 
+from .identity_index import per_identity_indices
 from .rank_info import resolve_rank
 
 # Global groups drawn per generator. Part of the definition of the stream: changing it
@@ -223,24 +224,12 @@ class RelationSampler(Sampler[int]):
         self.epoch = 0
 
         dataset_len = len(dataset)  # also runs a lazy dataset's full_init
-        class_to_indices = getattr(dataset, 'class_to_indices', None)
-        if class_to_indices is None:
-            raise TypeError(f'RelationSampler needs a dataset with `class_to_indices`; '
-                            f'{type(dataset).__name__} has none')
-        per_class = [np.asarray(ids, dtype=np.int64).reshape(-1) for ids in class_to_indices]
-        self.num_identities = len(per_class)
+        self._flat_indices, self._class_sizes, self._class_offsets = per_identity_indices(
+            'RelationSampler', dataset)
+        self.num_identities = len(self._class_sizes)
         if self.num_identities < group_size:
             raise ValueError(f'RelationSampler: group_size={group_size} needs at least that '
                              f'many identities, the dataset has {self.num_identities}')
-        self._class_sizes = np.array([len(ids) for ids in per_class], dtype=np.int64)
-        if (self._class_sizes == 0).any():
-            empty = int(np.flatnonzero(self._class_sizes == 0)[0])
-            raise ValueError(f'RelationSampler: identity {empty} has no images')
-        self._class_offsets = np.concatenate([[0], np.cumsum(self._class_sizes)[:-1]])
-        self._flat_indices = np.concatenate(per_class)
-        if self._flat_indices.min() < 0 or self._flat_indices.max() >= dataset_len:
-            raise ValueError('RelationSampler: class_to_indices holds indices outside '
-                             f'[0, len(dataset)={dataset_len})')
 
         per_rank = math.ceil(dataset_len / world_size)
         if round_up:
