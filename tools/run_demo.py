@@ -98,6 +98,11 @@ RUNS: Dict[str, Run] = {r.name: r for r in [
     Run('adadistill_coupleface',
         _bank_cfg('adadistill').replace('adadistill-bank', 'adadistill-coupleface-bank'),
         needs=['bank'], head_key=STUDENT_HEAD, label='AdaDistill-style head + CoupleFace (KL RAD)'),
+    # the KL RAD weight on top of the chosen FCD weight (suite rad_weight, on val)
+    *[Run(f'coupleface_partners_rad{w}',
+          _bank_cfg('coupleface', '-partners').replace('1xb128', '1xb144'), needs=['bank'],
+          head_key=STUDENT_HEAD, label=f'CoupleFace, KL RAD weight {w} + 16 partners',
+          options=[f'model.rad_loss.loss_weight={w}']) for w in (250, 1000)],
     Run('rkd', _bank_cfg('rkd'), needs=['bank'], head_key=STUDENT_HEAD,
         label='RKD (distance + angle)'),
     Run('ekd', _bank_cfg('ekd'), needs=['bank'], head_key=STUDENT_HEAD,
@@ -125,12 +130,15 @@ SUITES: Dict[str, List[str]] = {
     # the FCD weight sweep (10 is fcd_bank), decided on val_all TAR@FAR=1e-3
     'fcd_weight': ['teacher', 'student', 'fcd_bank', 'fcd_bank_w30', 'fcd_bank_w100',
                    'fcd_bank_w300', 'fcd_bank_w1000'],
+    # the KL RAD weight (50 is coupleface_partners), decided the same way
+    'rad_weight': ['teacher', 'student', 'fcd_bank', 'coupleface_partners',
+                   'coupleface_partners_rad250', 'coupleface_partners_rad1000'],
 }
 # the rows every other row is compared with (paired over seeds), per suite
 BASELINES: Dict[str, Tuple[str, ...]] = {
     'demo': ('student', 'fcd_bank'), 'ablation': ('student', 'fcd_bank'),
     'online': ('fcd',), 'masked': ('student_masked', 'fcd_bank_masked'),
-    'fcd_weight': ('student', 'fcd_bank')}
+    'fcd_weight': ('student', 'fcd_bank'), 'rad_weight': ('student', 'fcd_bank')}
 
 
 def log(msg: str) -> None:

@@ -26,5 +26,7 @@ model = dict(
                                  embedding_size=256)),
         checkpoint=teacher_checkpoint),
     connector=dict(type='LinearConnector', in_channels=64, out_channels=256),
-    fcd_loss=dict(type='FeatureConsistencyLoss', mode='l2', loss_weight=10.0),
+    # weight chosen on the validation pairs (all-pairs TAR@FAR=1e-3, seed 0): 10 -> 42.3,
+    # 30 -> 57.4, 100 -> 62.4, 300 -> 58.9, 1000 -> 56.7 (tools/run_demo.py --suite fcd_weight)
+    fcd_loss=dict(type='FeatureConsistencyLoss', mode='l2', loss_weight=100.0),
 )
