@@ -1,4 +1,4 @@
-"""Embed and verify faces with a trained recognizer or distilled student (DESIGN.md §1.5).
+"""Embed and verify faces with a trained recognizer or distilled student (docs/architecture.md §1).
 
 :class:`FaceEmbedder` is the deployment-side twin of the evaluation path: it builds the
 recognizer of a config (the ``student`` of a ``CoupleFaceDistiller`` config; no teacher is

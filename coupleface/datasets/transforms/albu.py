@@ -2,7 +2,7 @@
 
 mmpretrain's ``Albumentations`` transform runs with albumentations 2.x and
 leaves ``teacher_img`` alone, but it does not meet our seeding contract
-(DESIGN.md §4): its ``Compose`` draws from a generator seeded once at build
+(docs/architecture.md §4 Randomness): its ``Compose`` draws from a generator seeded once at build
 time from OS entropy, so runs are not reproducible, and DataLoader workers,
 forked with copies of that generator, repeat each other's augmentation
 streams. It also hands the whole sample dict to albumentations, which then

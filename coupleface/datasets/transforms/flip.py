@@ -1,4 +1,4 @@
-"""Horizontal flip drawn from the sample's seeded stream (DESIGN.md §4).
+"""Horizontal flip drawn from the sample's seeded stream (docs/architecture.md §4 Randomness).
 
 mmcv's ``RandomFlip`` draws from the process-global numpy generator, so with
 DataLoader workers the flips of a resumed epoch differ from an uninterrupted

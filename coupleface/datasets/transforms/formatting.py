@@ -1,4 +1,4 @@
-"""Pack a face sample into model inputs and a data sample (DESIGN.md §2).
+"""Pack a face sample into model inputs and a data sample (docs/architecture.md §2.1).
 
 ``inputs`` is the student view; ``teacher_inputs`` the clean teacher view when
 the pipeline kept one (``results['teacher_img']``).

@@ -1,6 +1,6 @@
 """Load an aligned face image from record bytes, an encoded array, or a path.
 
-Decodes with OpenCV to uint8 BGR (DESIGN.md §4) and resizes to ``size`` when the
+Decodes with OpenCV to uint8 BGR (docs/architecture.md §4 Images) and resizes to ``size`` when the
 source differs (insightface data is 112×112; CPU demos may ask for 56 or 64).
 Undecodable images raise by default; training may skip (and count) them instead.
 """

@@ -1,4 +1,4 @@
-"""Per-sample random generators for data augmentation (DESIGN.md §4).
+"""Per-sample random generators for data augmentation (docs/architecture.md §4 Randomness).
 
 Every random transform of coupleface draws from
 ``np.random.default_rng([seed, epoch, sample_idx, crc32(salt)])``: the same

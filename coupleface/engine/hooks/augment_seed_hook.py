@@ -1,7 +1,7 @@
 """Pass the run's seed and the current epoch to the seeded augmentations.
 
 Random augmentations (SyntheticMask, FaceAlbumentations) draw from
-``(global seed, epoch, sample_idx)`` (DESIGN.md §4): reproducible runs, a new
+``(global seed, epoch, sample_idx)`` (docs/architecture.md §4 Randomness): reproducible runs, a new
 draw every epoch. DataLoader workers are forked when an epoch's iterator is
 created (after ``before_train_epoch``), so they see the values set here; with
 ``persistent_workers=True`` they would keep the first epoch's value.

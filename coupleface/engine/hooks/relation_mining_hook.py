@@ -1,4 +1,4 @@
-"""Mine informative mutual relations with the teacher before training (DESIGN.md §4).
+"""Mine informative mutual relations with the teacher before training (docs/architecture.md §2.2).
 
 In ``before_train`` (after checkpoint loading) the hook extracts teacher
 embeddings of the un-augmented training images (or reads the teacher bank),

@@ -1,7 +1,7 @@
 """Trainable connector: projects the student embedding to the teacher's size.
 
 Only the student side is projected; the teacher embedding is never changed
-(DESIGN.md §2), so what the student is pulled towards stays the teacher's.
+(docs/architecture.md §2.1), so what the student is pulled towards stays the teacher's.
 """
 from __future__ import annotations
 

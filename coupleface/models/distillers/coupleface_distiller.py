@@ -1,4 +1,4 @@
-"""CoupleFace distiller: margin-softmax + FCD + RAD on a frozen teacher (DESIGN.md §2).
+"""CoupleFace distiller: margin-softmax + FCD + RAD on a frozen teacher (docs/architecture.md §2.1).
 
 The single-teacher pattern of mmrazor, with one difference that matters for
 checkpoints and DDP: the frozen teacher is *not* a registered child module. It

@@ -1,4 +1,4 @@
-"""Build, load and freeze the teacher of a distiller (DESIGN.md §4 "Teacher").
+"""Build, load and freeze the teacher of a distiller (docs/architecture.md §4 Teacher).
 
 The checkpoint is read with ``weights_only`` semantics through
 :mod:`coupleface.utils.checkpoint` (no pickled code runs). A full recognizer

@@ -1,8 +1,9 @@
 """TeacherBank: precomputed teacher embeddings, memory-mapped, looked up by sample index.
 
 A distiller whose teacher view has no random augmentation (only the flip) can replace
-the frozen teacher's forward pass with a lookup (DESIGN.md §4): ``tools/extract_embeddings.py``
-runs the teacher once over the training set, original and mirrored image, and writes
+the frozen teacher's forward pass with a lookup (docs/architecture.md §4 Teacher bank):
+``tools/extract_embeddings.py`` runs the teacher once over the training set, original and
+mirrored image, and writes
 
 - ``<prefix>.npy``: float16 ``[N, 2, D]`` (slot 0 the original image, slot 1 its mirror),
   a plain ``.npy`` opened with ``np.load(mmap_mode='r')`` so every dataloader worker and

@@ -2,7 +2,7 @@
 
 Liu et al., "CoupleFace: Relation Matters for Face Recognition Distillation", ECCV 2022.
 The paper's equations were not available to us; this module is our documented reading
-(DESIGN.md §4, docs/method.md), every choice being a constructor argument:
+(docs/architecture.md §4 RAD, docs/method.md), every choice being a constructor argument:
 
 - relations are cosine similarities of L2-normalised embeddings:
   ``r_t(i, j) = <t_i, t_j>`` and ``r_s(i, j) = <s_i, t_j>`` (``relation='cross'``,

@@ -1,7 +1,7 @@
 """A face recognizer: data preprocessor + backbone (+ neck) + margin head.
 
 Backbones (and necks) return raw embeddings; the head normalises inside
-(DESIGN.md §4). ``predict`` stores the raw embedding in each data sample, the
+(docs/architecture.md §4 Embeddings). ``predict`` stores the raw embedding in each data sample, the
 sum over the image and its mirror when ``flip_test=True``; metrics normalise.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""RelationMiningHook with 2 gloo ranks equals one process (DESIGN.md §4, mined relations).
+"""RelationMiningHook with 2 gloo ranks equals one process (docs/architecture.md §4 Relations).
 
 Each rank must embed only its shard of the training set (frozen teacher on the clean
 view, or teacher-bank lookups), and every rank must end with the single-process
