@@ -8,6 +8,6 @@ _base_ = ['./iresnet18-w8_adadistill-bank-iresnet18-w32_1xb128_synthfaces-56px.p
 model = dict(
     fcd_loss=dict(_delete_=True, type='FeatureConsistencyLoss', mode='l2', loss_weight=100.0),
     rad_loss=dict(type='RelationAwareDistillationLoss', relation='student', distance='kl',
-                  temperature=0.1, num_negatives=16, loss_weight=50.0),
+                  temperature=0.1, num_negatives=16, loss_weight=250.0),
     grad_norm_interval=10,
 )

@@ -4,13 +4,13 @@
 # (its positives and 16 hardest negatives by teacher similarity), on ordinary shuffled
 # batches. Unlike the `cross` form (the FCD residual projected on the partners, docs/method.md)
 # this constrains what FCD does not: the geometry among the student's embeddings. The weight
-# puts RAD's gradient on the student embeddings at about 0.7x FCD's at the start (logged as
-# gnorm_rad / gnorm_fcd, grad_norm_interval). Same student, connector, schedule and teacher
-# bank as the FCD row.
+# (250, with FCD at 100) was chosen on the validation pairs over 50/250/1000 with the partner
+# variant (tools/run_demo.py --suite rad_weight); gnorm_rad / gnorm_fcd are logged
+# (grad_norm_interval). Same student, connector, schedule and teacher bank as the FCD row.
 _base_ = ['../fcd/iresnet18-w8_fcd-bank-iresnet18-w32_1xb128_synthfaces-56px.py']
 
 model = dict(
     rad_loss=dict(type='RelationAwareDistillationLoss', relation='student', distance='kl',
-                  temperature=0.1, num_negatives=16, loss_weight=50.0),
+                  temperature=0.1, num_negatives=16, loss_weight=250.0),
     grad_norm_interval=10,
 )
