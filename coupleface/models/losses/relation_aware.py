@@ -5,9 +5,11 @@ The paper's equations were not available to us; this module is our documented re
 (docs/architecture.md §4 RAD, docs/method.md), every choice being a constructor argument:
 
 - relations are cosine similarities of L2-normalised embeddings:
-  ``r_t(i, j) = <t_i, t_j>`` and ``r_s(i, j) = <s_i, t_j>`` (``relation='cross'``,
-  default: the student anchor is compared with the teacher's partners) or
-  ``<s_i, s_j>`` (``relation='student'``);
+  ``r_t(i, j) = <t_i, t_j>`` and ``r_s(i, j) = <s_i, s_j>`` (``relation='student'``,
+  default: the student's own relations, which FCD does not constrain) or
+  ``<s_i, t_j>`` (``relation='cross'``: the student anchor against the teacher's partners;
+  then ``r_s - r_t = <s_i - t_i, t_j>``, the FCD residual projected on the partners, so it
+  is kept as a documented ablation only, docs/method.md);
 - anchors ``i`` are this rank's samples; partners ``j`` are the samples of the global
   batch (all ranks; the student partners keep their gradient) and, optionally, extra
   teacher embeddings drawn from the TeacherBank (cross relation only);
@@ -75,11 +77,11 @@ class RelationAwareDistillationLoss(nn.Module):
     rank for results independent of the world size).
 
     Args:
-        relation: ``'cross'`` (``r_s(i,j) = <s_i, t_j>``, default) or ``'student'``
-            (``<s_i, s_j>``).
-        distance: ``'l2'`` (squared difference, default), ``'l1'``, ``'smooth_l1'``
-            or ``'kl'`` (per-anchor KL divergence of temperature-softmaxed relation rows
-            restricted to ``Ω_i``, times ``T²``; ``weighting`` does not apply).
+        relation: ``'student'`` (``r_s(i,j) = <s_i, s_j>``, default) or ``'cross'``
+            (``<s_i, t_j>``: FCD projected on the partners, an ablation).
+        distance: ``'kl'`` (per-anchor KL divergence of temperature-softmaxed relation
+            rows restricted to ``Ω_i``, times ``T²``; ``weighting`` does not apply;
+            default), ``'l2'`` (squared difference), ``'l1'`` or ``'smooth_l1'``.
         weighting: ``'relation_aware'`` (default; positives 1, informative negatives
             ``k · softmax(r_t / weight_temperature)`` over each anchor's ``k`` informative
             negatives, so harder negatives weigh more) or ``'uniform'`` (all 1).
@@ -95,21 +97,16 @@ class RelationAwareDistillationLoss(nn.Module):
         loss_weight: Multiplier of the loss. Defaults to 1.0.
 
     Examples:
-        >>> # In a CoupleFaceDistiller config (student projected to the teacher's size):
-        >>> loss_rad = dict(
-        ...     type='RelationAwareDistillationLoss',
-        ...     relation='cross',
-        ...     distance='l2',
-        ...     weighting='relation_aware',
-        ...     num_negatives=16,
-        ...     weight_temperature=0.1,
-        ...     loss_weight=1.0)
-        >>> # KL form over the informative relation rows:
-        >>> loss_rad = dict(type='RelationAwareDistillationLoss', distance='kl',
-        ...                 temperature=0.1)
+        >>> # In a CoupleFaceDistiller config (the SynthFaces default, weight on val):
+        >>> loss_rad = dict(type='RelationAwareDistillationLoss', relation='student',
+        ...                 distance='kl', temperature=0.1, num_negatives=16,
+        ...                 loss_weight=250.0)
+        >>> # The cross / l2 ablation with relation-aware weights:
+        >>> loss_rad = dict(type='RelationAwareDistillationLoss', relation='cross',
+        ...                 distance='l2', weighting='relation_aware', num_negatives=16)
     """
 
-    def __init__(self, relation: str = 'cross', distance: str = 'l2',
+    def __init__(self, relation: str = 'student', distance: str = 'kl',
                  weighting: str = 'relation_aware', num_negatives: Optional[int] = 16,
                  temperature: float = 0.1, weight_temperature: float = 0.1,
                  beta: float = 0.1, exclude_self: bool = True,

@@ -44,7 +44,8 @@ def _bank(tmp_path, labels=True, name='bank'):
 def _distiller(prefix, **kw):
     cfg = dict(student=_student(), teacher_bank=dict(path=prefix),
                connector=dict(type='LinearConnector', in_channels=8, out_channels=DIM),
-               rad_loss=dict(type='RelationAwareDistillationLoss', num_negatives=4))
+               rad_loss=dict(type='RelationAwareDistillationLoss', relation='cross',
+                             distance='l2', num_negatives=4))
     cfg.update(kw)
     return CoupleFaceDistiller(**cfg)
 
@@ -159,7 +160,7 @@ def test_rad_with_bank_partners_equals_a_hand_call(tmp_path, hub_iter, monkeypat
     model.eval()
     plain.eval()
     data = model.data_preprocessor(_batch(), False)
-    rad = RelationAwareDistillationLoss(num_negatives=4)
+    rad = RelationAwareDistillationLoss(relation='cross', distance='l2', num_negatives=4)
 
     hub_iter(7)
     rows = _expected_draw(ROWS, 5, 123, 7)

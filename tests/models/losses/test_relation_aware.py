@@ -109,7 +109,7 @@ def test_matches_hand_computation(relation, distance, weighting, num_negatives):
 
 @pytest.mark.parametrize('relation', ['cross', 'student'])
 def test_exclude_self_false_adds_the_self_pair(relation):
-    cfg = dict(relation=relation, num_negatives=2, weight_temperature=0.3)
+    cfg = dict(relation=relation, distance='l2', num_negatives=2, weight_temperature=0.3)
     s = student_tensor()
     with_self = run(RelationAwareDistillationLoss(exclude_self=False, **cfg), s)
     expected = reference(student_tensor(), T, Y, exclude_self=False, **cfg)
@@ -122,7 +122,7 @@ def test_kl_equals_formula_on_one_anchor():
     # Anchor 0 alone with one positive (1) and all negatives: the KL of the softmaxed rows.
     temp = 0.5
     s = student_tensor(S[:1] + S[1:])
-    loss = RelationAwareDistillationLoss(distance='kl', num_negatives=None,
+    loss = RelationAwareDistillationLoss(relation='cross', distance='kl', num_negatives=None,
                                          temperature=temp)
     t = torch.nn.functional.normalize(torch.tensor(T, dtype=torch.float64), dim=1)
     sn = torch.nn.functional.normalize(s.detach(), dim=1)
@@ -149,9 +149,11 @@ def test_zero_when_student_equals_teacher_positive_otherwise(relation, distance,
     assert run(loss, student_tensor()).item() > 1e-4
 
 
-@pytest.mark.parametrize('cfg', [dict(), dict(distance='kl'),
+@pytest.mark.parametrize('cfg', [dict(), dict(relation='cross', distance='l2'),
+                                 dict(relation='cross', distance='kl'),
                                  dict(relation='student', distance='smooth_l1'),
-                                 dict(distance='l1', weighting='uniform', num_negatives=None)])
+                                 dict(relation='cross', distance='l1', weighting='uniform',
+                                      num_negatives=None)])
 def test_sgd_step_moves_student_relations_toward_teacher(cfg):
     loss_fn = RelationAwareDistillationLoss(**cfg)
     s = student_tensor()
@@ -166,7 +168,7 @@ def test_sgd_step_moves_student_relations_toward_teacher(cfg):
 
 
 def test_bank_partners_are_included():
-    cfg = dict(num_negatives=3, weight_temperature=0.2)
+    cfg = dict(relation='cross', distance='l2', num_negatives=3, weight_temperature=0.2)
     s = student_tensor()
     bank_t = torch.tensor(BANK_T, dtype=torch.float64)
     with_bank = run(RelationAwareDistillationLoss(**cfg), s, bank_teacher=bank_t,
@@ -175,7 +177,8 @@ def test_bank_partners_are_included():
     assert with_bank.item() == pytest.approx(expected.item(), rel=1e-10)
     without = run(RelationAwareDistillationLoss(**cfg), s)
     assert with_bank.item() != pytest.approx(without.item(), rel=1e-3)
-    kl = RelationAwareDistillationLoss(distance='kl', num_negatives=None, temperature=0.5)
+    kl = RelationAwareDistillationLoss(relation='cross', distance='kl', num_negatives=None,
+                                       temperature=0.5)
     expected_kl = reference(student_tensor(), T, Y, distance='kl', temperature=0.5,
                             bank_t=BANK_T, bank_y=BANK_Y)
     assert run(kl, s, bank_teacher=bank_t, bank_labels=torch.tensor(BANK_Y)).item() == \
@@ -188,14 +191,14 @@ def test_bank_errors():
         run(RelationAwareDistillationLoss(relation='student'), s, bank_teacher=bank_t,
             bank_labels=torch.tensor(BANK_Y))
     with pytest.raises(ValueError, match='together'):
-        run(RelationAwareDistillationLoss(), s, bank_teacher=bank_t)
+        run(RelationAwareDistillationLoss(relation='cross'), s, bank_teacher=bank_t)
     with pytest.raises(ValueError, match='bank_teacher must be M x 3'):
-        run(RelationAwareDistillationLoss(), s, bank_teacher=bank_t[:, :2],
+        run(RelationAwareDistillationLoss(relation='cross'), s, bank_teacher=bank_t[:, :2],
             bank_labels=torch.tensor(BANK_Y))
 
 
 def test_no_informative_pair_gives_zero_with_gradient():
-    loss = RelationAwareDistillationLoss(num_negatives=0)
+    loss = RelationAwareDistillationLoss(relation='cross', distance='l2', num_negatives=0)
     s = student_tensor(S[:2])
     value = run(loss, s, T[:2], [0, 1])  # no positive, no negative kept
     value.backward()
@@ -291,3 +294,13 @@ def test_half_precision_inputs_compute_in_float32():
     assert loss.dtype == torch.float32
     loss.backward()
     assert s.grad.dtype == torch.bfloat16
+
+
+def test_default_is_the_student_relation_kl_form():
+    """``cross`` is FCD projected on the partners (test_relation_aware_cross_is_fcd.py): an
+    ablation, never the default again."""
+    loss = RelationAwareDistillationLoss()
+    assert (loss.relation, loss.distance) == ('student', 'kl')
+    s_ref, s = student_tensor(), student_tensor()
+    expected = reference(s_ref, T, Y, relation='student', distance='kl', num_negatives=16)
+    assert run(loss, s).item() == pytest.approx(expected.item(), rel=1e-10)
