@@ -26,7 +26,7 @@ bench = _tool()
 
 TINY = ['--threads', '1', '--repeats', '1', '--warmup', '1', '--no-isolate',
         '--student', 'mobilefacenet', '--teacher', 'iresnet18', '--batch-size', '8',
-        '--img-size', '32', '--num-classes', '40', '--bank-samples', '64',
+        '--img-size', '32', '--num-classes', '40', '--bank-samples', '64', '--partner-samples', '4',
         '--loader-samples', '128', '--loader-workers', '0',
         '--rad-sizes', '32,64', '--rad-local', '32',
         '--mining-sizes', '100,300', '--mining-dtypes', 'float32',
@@ -75,7 +75,12 @@ def test_every_section_prints_wellformed_tables_and_json(tmp_path, capsys):
     assert set(TITLES) <= set(saved) and saved['machine']['cpu_count'] >= 1
 
     step = results['step']
-    assert len(step['variants']) == 5  # (a), its control copy (a'), (b), (c), (d)
+    # (a), its control copy (a'), (b), (c), (d), (e) with 4 partner images (--partner-samples)
+    assert len(step['variants']) == 6
+    partner = step['variants']['(e) CoupleFace, teacher bank, + 4 partner images']
+    assert step['partner_ratio'] == partner['ratio']
+    assert step['partner_target_met'] == (partner['ratio'] <= 1.15)
+    assert 'With 4 partner images per batch of' in text
     assert step['variants']['(a) student alone']['ratio'] == 1.0
     assert step['noise_floor_ratio'] > 0
     assert step['bank_ratio'] == step['variants']['(d) CoupleFace, teacher bank']['ratio']
