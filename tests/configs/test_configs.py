@@ -91,9 +91,14 @@ def _check_distiller_parts(cfg):
         MODELS.build(loss)
     sampler = cfg.train_dataloader.sampler
     hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
-    if sampler.type == 'RelationSampler':
+    if sampler.type in ('RelationSampler', 'PartnerSampler'):
         assert sampler.batch_size == cfg.train_dataloader.batch_size
         assert 'RelationMiningHook' in hooks
+    if sampler.type == 'PartnerSampler':  # the classifier skips exactly the partner images
+        assert model.partner_samples == sampler.num_partners > 0
+        assert sampler.batch_size > sampler.num_partners
+    else:
+        assert not model.get('partner_samples')
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_rel)
