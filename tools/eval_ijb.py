@@ -111,7 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from coupleface.apis.inference import init_recognizer
     from coupleface.datasets.ijb import IJBDataset, ijb_test_pipeline
     from coupleface.evaluation.metrics.ijb_metric import IJBMetric
-    from coupleface.utils import register_all_modules
+    from coupleface.setup_env import register_all_modules
 
     register_all_modules()
     if args.batch_size < 1 or args.workers < 0:

@@ -73,7 +73,8 @@ def main(argv=None) -> None:
     from coupleface.models.distillers.teacher import build_frozen_teacher
     from coupleface.models.distillers.teacher_bank import write_teacher_bank
     from coupleface.registry import DATASETS, MODELS
-    from coupleface.utils import register_all_modules, resolve_config_path
+    from coupleface.setup_env import register_all_modules
+    from coupleface.utils import resolve_config_path
 
     register_all_modules()
     cfg = Config.fromfile(resolve_config_path(args.config))

@@ -64,7 +64,8 @@ def load_labels(source: str, num_classes: Optional[int]) -> Tuple[np.ndarray, in
 
     import coupleface  # noqa: F401  (makes coupleface:: config paths resolvable)
     from coupleface.registry import DATASETS
-    from coupleface.utils import register_all_modules, resolve_config_path
+    from coupleface.setup_env import register_all_modules
+    from coupleface.utils import resolve_config_path
 
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(resolve_config_path(source))

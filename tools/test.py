@@ -172,7 +172,8 @@ def main(argv=None) -> dict:
     import coupleface  # noqa: F401
     from coupleface.engine.launch import setup_cpu_distributed, teardown_distributed
     from coupleface.registry import RUNNERS
-    from coupleface.utils import register_all_modules, resolve_config_path
+    from coupleface.setup_env import register_all_modules
+    from coupleface.utils import resolve_config_path
 
     register_all_modules(init_default_scope=False)
     if not osp.isfile(args.checkpoint):

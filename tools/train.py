@@ -139,7 +139,7 @@ def main(argv=None) -> None:
     import coupleface  # noqa: F401  (coupleface:: configs, safe checkpoint loading)
     from coupleface.engine.launch import setup_cpu_distributed, teardown_distributed
     from coupleface.registry import RUNNERS
-    from coupleface.utils import register_all_modules
+    from coupleface.setup_env import register_all_modules
 
     register_all_modules(init_default_scope=False)
     try:

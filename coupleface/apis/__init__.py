@@ -1,5 +1,5 @@
 """coupleface.apis."""
-from .alignment import align_face, as_landmarks, estimate_similarity, transform_points
+from ..utils.face_alignment import align_face, as_landmarks, estimate_similarity, transform_points
 from .calibration import calibrate_threshold, threshold_at_far
 from .inference import FaceEmbedder, build_recognizer, init_recognizer, load_recognizer_checkpoint
 

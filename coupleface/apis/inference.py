@@ -6,7 +6,7 @@ built or loaded), loads a recognizer checkpoint, a distiller checkpoint (``stude
 or a bare insightface ``backbone.pth`` strictly, and prepares images exactly as the test
 pipeline and ``FaceDataPreprocessor`` do (decode to BGR uint8, ``LoadFaceImage`` resize to
 the configured size, RGB, ``(x - 127.5) / 127.5``). Faces that are not aligned yet are aligned
-from their 5 landmarks (insightface template, :mod:`coupleface.apis.alignment`) first.
+from their 5 landmarks (insightface template, :mod:`coupleface.utils.face_alignment`) first.
 
 Embeddings are L2-normalised by default and, with flip fusion, the normalised sum of the
 raw embeddings of the image and its mirror, as ``FaceRecognizer.predict`` + the verification
@@ -312,7 +312,7 @@ def build_recognizer(config: ConfigLike, with_head: bool = False) -> torch.nn.Mo
         FaceRecognizer: The model (training mode, random weights).
     """
     from coupleface.registry import MODELS
-    from coupleface.utils.setup_env import register_all_modules
+    from coupleface.setup_env import register_all_modules
 
     register_all_modules(init_default_scope=False)
     cfg = load_config(config)
@@ -525,7 +525,7 @@ class FaceEmbedder:
         """
         img = read_face_image(image, source)
         if landmarks is not None:
-            from coupleface.apis.alignment import align_face
+            from coupleface.utils.face_alignment import align_face
 
             # Align at the canonical 112 px, then resize like the test pipeline: the
             # training faces were aligned at 112 and resized by LoadFaceImage.

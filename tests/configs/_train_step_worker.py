@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from coupleface.registry import MODELS
-from coupleface.utils import register_all_modules
+from coupleface.setup_env import register_all_modules
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from coupleface.datasets.ijb import (
     read_template_pair_list,
 )
 from coupleface.registry import DATASETS
-from coupleface.utils import register_all_modules
+from coupleface.setup_env import register_all_modules
 from coupleface.utils.face_template import face_template
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -17,7 +17,7 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import coupleface  # noqa: F401  (safe loading, atomic saving)
-from coupleface.utils import register_all_modules
+from coupleface.setup_env import register_all_modules
 
 NUM_SAMPLES = 12
 BATCH = 4  # 3 iterations per epoch

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from coupleface.registry import MODELS
-from coupleface.utils import register_all_modules
+from coupleface.setup_env import register_all_modules
 from coupleface.utils.cli import run_cli
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -40,7 +40,7 @@ TEACHER = dict(type='FaceRecognizer',
 def _calibrated(cfg, seed):
     """A random-weight recognizer whose BN statistics fit random faces (finite outputs)."""
     from coupleface.registry import MODELS
-    from coupleface.utils.setup_env import register_all_modules
+    from coupleface.setup_env import register_all_modules
 
     register_all_modules(init_default_scope=False)
     torch.manual_seed(seed)
@@ -129,7 +129,7 @@ def test_relations_file_group_and_heatmaps(tiny):
     from mmengine.config import Config
 
     from coupleface.registry import DATASETS
-    from coupleface.utils.setup_env import register_all_modules
+    from coupleface.setup_env import register_all_modules
     register_all_modules(init_default_scope=True)
     dataset = DATASETS.build(Config.fromfile(tiny['config']).train_dataloader.dataset)
     labels = np.asarray(dataset.get_gt_labels())

@@ -532,7 +532,7 @@ def bench_step(args: argparse.Namespace, tmp: str) -> dict:
 
     from coupleface.models.distillers.teacher_bank import TeacherBank, write_teacher_bank
     from coupleface.registry import MODELS
-    from coupleface.utils.setup_env import register_all_modules
+    from coupleface.setup_env import register_all_modules
 
     register_all_modules(init_default_scope=False)
     size, batch, device = args.img_size, args.batch_size, args.device
@@ -1106,7 +1106,7 @@ def bench_students(args: argparse.Namespace, tmp: str) -> dict:
     from mmengine.logging import MMLogger
 
     from coupleface.registry import MODELS
-    from coupleface.utils.setup_env import register_all_modules
+    from coupleface.setup_env import register_all_modules
 
     register_all_modules(init_default_scope=False)
     p2o = _load_deployment_tool()

@@ -224,7 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     from coupleface.datasets.clean_view import teacher_view_size
     from coupleface.mining import load_relations
     from coupleface.registry import DATASETS
-    from coupleface.utils.setup_env import register_all_modules
+    from coupleface.setup_env import register_all_modules
     from coupleface.visualization import save_figure
 
     register_all_modules(init_default_scope=True)

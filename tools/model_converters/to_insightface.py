@@ -163,8 +163,8 @@ def convert(checkpoint: str, out: str, config: Optional[str] = None
         recognizer_model_config,
     )
     from coupleface.registry import MODELS
+    from coupleface.setup_env import register_all_modules
     from coupleface.utils.checkpoint import atomic_save, load_state_dict_flexible
-    from coupleface.utils.setup_env import register_all_modules
 
     register_all_modules(init_default_scope=False)
     if config is not None:

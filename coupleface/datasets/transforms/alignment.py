@@ -2,7 +2,7 @@
 
 Used for IJB-B/IJB-C (``loose_crop`` images with landmarks from ``*_name_5pts_score.txt``) and
 any other set that ships landmarks instead of aligned crops; the maths is
-:func:`coupleface.apis.alignment.align_face` (insightface ``norm_crop``).
+:func:`coupleface.utils.face_alignment.align_face` (insightface ``norm_crop``).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from coupleface.registry import TRANSFORMS
+from coupleface.utils.face_alignment import align_face, transform_points
 
 
 @TRANSFORMS.register_module()
@@ -60,10 +61,6 @@ class AlignFace(BaseTransform):
             raise KeyError('AlignFace needs "img"; put LoadFaceImage(size=None) before it')
         if results.get(self.landmarks_key) is None:
             raise KeyError(f'AlignFace needs "{self.landmarks_key}" in the sample ({source})')
-        # Imported here, not at module level: coupleface.apis imports the datasets package
-        # (FaceEmbedder), so a top-level import would be circular.
-        from coupleface.apis.alignment import align_face, transform_points
-
         try:
             aligned, matrix = align_face(
                 results['img'], results[self.landmarks_key], size=self.size,

@@ -12,7 +12,7 @@ from mmengine.evaluator import Evaluator
 from coupleface.datasets.ijb import IJBDataset, ijb_test_pipeline
 from coupleface.evaluation.metrics import IJBMetric
 from coupleface.registry import METRICS, MODELS
-from coupleface.utils import register_all_modules
+from coupleface.setup_env import register_all_modules
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from _ijb_fixture import planted_embeddings, shared_ijb_fixture  # noqa: E402

@@ -12,7 +12,7 @@ from mmpretrain.structures import DataSample
 
 import coupleface.models.recognizers.memory_format as memory_format
 from coupleface.registry import MODELS
-from coupleface.utils import register_all_modules
+from coupleface.setup_env import register_all_modules
 
 
 def main() -> None:

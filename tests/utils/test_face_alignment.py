@@ -3,15 +3,15 @@ import cv2
 import numpy as np
 import pytest
 
-from coupleface.apis.alignment import (
+from coupleface.datasets.synthfaces import render_identity_image
+from coupleface.datasets.transforms.alignment import AlignFace
+from coupleface.registry import TRANSFORMS
+from coupleface.utils.face_alignment import (
     align_face,
     as_landmarks,
     estimate_similarity,
     transform_points,
 )
-from coupleface.datasets.synthfaces import render_identity_image
-from coupleface.datasets.transforms.alignment import AlignFace
-from coupleface.registry import TRANSFORMS
 from coupleface.utils.face_template import face_template
 
 # Inside the face (eyes to chin, cheek to cheek) of a 112 px aligned face.

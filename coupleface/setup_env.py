@@ -1,4 +1,9 @@
-"""Register every coupleface module and set the default scope (as mmpretrain does)."""
+"""Register every coupleface module and set the default scope (as mmpretrain does).
+
+At the package top, not in ``utils`` (mmpretrain keeps it in ``utils``): it imports every
+other package, and ``coupleface.utils`` is the layer that imports none of them
+(docs/architecture.md §3).
+"""
 import datetime
 import warnings
 
