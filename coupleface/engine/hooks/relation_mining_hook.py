@@ -120,6 +120,10 @@ class RelationMiningHook(Hook):
             raise ValueError('RelationMiningHook needs train_dataloader.sampler='
                              'dict(type="RelationSampler" or "PartnerSampler", ...), got '
                              f'{type(sampler).__name__}')
+        if self.hard_positives > 0 and not hasattr(sampler, 'set_hard_positives'):
+            raise ValueError(f'RelationMiningHook(hard_positives={self.hard_positives}) needs '
+                             'a sampler that uses them (RelationSampler); '
+                             f'{type(sampler).__name__} does not: set hard_positives=0')
         if getattr(sampler, 'random_groups', False) or getattr(sampler, 'random_partners',
                                                                False):
             print_log(f'{type(sampler).__name__} draws random identities: mining skipped',
