@@ -41,32 +41,31 @@ Distributed training needs three things from the code around the head:
   checkpoint resumes on any number of ranks and loads into a dense head. The gather is a
   collective: every rank must call ``state_dict()`` (MMEngine's weight init does), or
   :func:`gather_partial_fc_weights` must have been called on every rank first. MMEngine's
-  ``Runner.save_checkpoint`` runs on rank 0 only; :class:`PartialFCCheckpointHook` makes
-  every rank gather first (without it, saving would hang).
+  ``Runner.save_checkpoint`` runs on rank 0 only;
+  :class:`~coupleface.engine.hooks.PartialFCCheckpointHook` makes every rank gather first
+  (without it, saving would hang).
 * The optimizer state of a shard (momentum) is saved from rank 0 only; the hook drops that
   stale state after a resume where it cannot be the rank's own.
 """
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from mmengine.hooks import Hook
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from coupleface.registry import HOOKS, MODELS
+from coupleface.registry import MODELS
 from coupleface.utils.dist import all_gather_no_grad, all_gather_with_grad, get_dist_info
 
 from .margin_head import MarginHead, full_precision, upcast
 
 __all__ = [
-    'PartialFCHead', 'PartialFCCheckpointHook', 'gather_partial_fc_weights',
+    'PartialFCHead', 'gather_partial_fc_weights',
     'mark_partial_fc_shards_for_ddp', 'shard_range'
 ]
 
@@ -479,51 +478,3 @@ def gather_partial_fc_weights(model: nn.Module, dst: Optional[int] = 0) -> None:
     for _, head in _partial_fc_heads(model):
         if head.world_size > 1:
             head._cache_full_weight(dst)
-
-
-@HOOKS.register_module()
-class PartialFCCheckpointHook(Hook):
-    """Save full PartialFC class-center matrices with MMEngine; resume on any world size.
-
-    MMEngine's ``Runner.save_checkpoint`` is rank-0-only, but every rank calls it (from
-    ``CheckpointHook``): this hook wraps it so that every rank first runs
-    :func:`gather_partial_fc_weights`, then rank 0 saves. After a resume it drops the
-    optimizer state (momentum, ...) of the shards when it cannot be this rank's: more than
-    one rank (the checkpoint holds rank 0's shard state) or a shape that differs from the
-    shard.
-
-    Examples:
-        >>> custom_hooks = [dict(type='PartialFCCheckpointHook')]
-    """
-
-    priority = 'VERY_HIGH'
-
-    def before_run(self, runner) -> None:
-        original = runner.save_checkpoint
-        if getattr(original, '_gathers_partial_fc', False):
-            return
-
-        @functools.wraps(original)
-        def save_checkpoint(*args, **kwargs):
-            gather_partial_fc_weights(runner.model, dst=0)
-            return original(*args, **kwargs)
-
-        save_checkpoint._gathers_partial_fc = True
-        runner.save_checkpoint = save_checkpoint
-
-    def before_train(self, runner) -> None:
-        from mmengine.optim import OptimWrapperDict
-
-        wrapper = runner.optim_wrapper
-        wrappers = wrapper.values() if isinstance(wrapper, OptimWrapperDict) else [wrapper]
-        for _, head in _partial_fc_heads(runner.model):
-            for optim_wrapper in wrappers:
-                state = optim_wrapper.optimizer.state
-                entry = state.get(head.weight)
-                if not entry:
-                    continue
-                stale = head.world_size > 1 or any(
-                    isinstance(v, Tensor) and v.dim() > 0 and v.shape != head.weight.shape
-                    for v in entry.values())
-                if stale:
-                    del state[head.weight]

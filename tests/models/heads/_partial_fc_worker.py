@@ -11,9 +11,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from coupleface.engine.hooks import PartialFCCheckpointHook
 from coupleface.models.heads import PartialFCHead
 from coupleface.models.heads.partial_fc import (
-    PartialFCCheckpointHook,
     gather_partial_fc_weights,
     mark_partial_fc_shards_for_ddp,
 )

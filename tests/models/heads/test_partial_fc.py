@@ -5,9 +5,7 @@ import torch
 from torch import nn
 
 from coupleface.models.heads import ArcFaceHead, PartialFCHead
-from coupleface.models.heads import partial_fc as pfc_module
 from coupleface.models.heads.partial_fc import (
-    PartialFCCheckpointHook,
     mark_partial_fc_shards_for_ddp,
     shard_range,
 )
@@ -257,38 +255,3 @@ def test_mark_shards_for_ddp_names_nested_heads():
         'teacher.x', 'student.head.weight', 'extra.weight']  # idempotent
     assert model.student.head.weight._ddp_ignored
     assert mark_partial_fc_shards_for_ddp(model.student.head) == ['weight']
-
-
-class _Runner:
-    def __init__(self, model, optimizer):
-        from mmengine.optim import OptimWrapper
-
-        self.model, self.optim_wrapper, self.calls = model, OptimWrapper(optimizer), []
-
-    def save_checkpoint(self, *args, **kwargs):
-        self.calls.append((args, kwargs))
-
-
-def test_checkpoint_hook_one_rank(monkeypatch):
-    model = nn.ModuleDict(dict(head=PartialFCHead(dict(type='ArcFaceHead', num_classes=C,
-                                                       in_channels=D))))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    model['head'].weight.grad = torch.ones(C, D)
-    optimizer.step()
-    runner = _Runner(model, optimizer)
-    gathered = []
-    monkeypatch.setattr(pfc_module, 'gather_partial_fc_weights',
-                        lambda m, dst=0: gathered.append((m, dst)))
-    hook = PartialFCCheckpointHook()
-    hook.before_run(runner)
-    hook.before_run(runner)
-    runner.save_checkpoint('dir', 'epoch_1.pth', save_optimizer=True)
-    assert runner.calls == [(('dir', 'epoch_1.pth'), dict(save_optimizer=True))]
-    assert gathered == [(model, 0)]  # once: the wrapper is not stacked
-
-    weight = model['head'].weight
-    hook.before_train(runner)  # one rank, matching shapes: the state is this rank's
-    assert weight in optimizer.state
-    optimizer.state[weight]['momentum_buffer'] = torch.zeros(5, D)  # from a 2-rank run
-    hook.before_train(runner)
-    assert weight not in optimizer.state
