@@ -55,7 +55,7 @@ def render_grid(size: int = 112, seed: int = 0, difficulty: float = 0.3, image_i
         SyntheticMask,
         draw_mask,
     )
-    from coupleface.datasets.transforms.seeding import sample_rng
+    from coupleface.utils.seeding import sample_rng
 
     cfg = dict(difficulty=difficulty, occlusion_prob=0.0)
     colors = list(MASK_COLORS)

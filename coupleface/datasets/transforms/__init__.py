@@ -1,4 +1,12 @@
 """Transforms: loading, packing (masking and albumentations in their own files)."""
+from coupleface.utils.seeding import (
+    get_augment_epoch,
+    get_augment_seed,
+    sample_rng,
+    set_augment_epoch,
+    set_augment_seed,
+)
+
 from .albu import FaceAlbumentations, build_albumentations
 from .alignment import AlignFace
 from .flip import RandomFaceFlip
@@ -11,13 +19,6 @@ from .protocol_mask import (
     masks_image,
     protocol_set_name,
     split_protocol_set_name,
-)
-from .seeding import (
-    get_augment_epoch,
-    get_augment_seed,
-    sample_rng,
-    set_augment_epoch,
-    set_augment_seed,
 )
 
 __all__ = ['AlignFace', 'RandomFaceFlip', 'ImageDecodeError', 'LoadFaceImage',

@@ -26,8 +26,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from coupleface.registry import TRANSFORMS
-
-from .seeding import sample_rng
+from coupleface.utils.seeding import sample_rng
 
 
 def _albumentations():

@@ -12,8 +12,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from coupleface.registry import TRANSFORMS
-
-from .seeding import sample_rng
+from coupleface.utils.seeding import sample_rng
 
 
 @TRANSFORMS.register_module()

@@ -42,8 +42,7 @@ from mmcv.transforms import BaseTransform
 
 from coupleface.registry import TRANSFORMS
 from coupleface.utils.face_template import FACE_TEMPLATE_112
-
-from .seeding import sample_rng
+from coupleface.utils.seeding import sample_rng
 
 #: Mask shapes, in the default order.
 MASK_SHAPES = ('surgical', 'cloth', 'n95', 'half')

@@ -25,9 +25,9 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from coupleface.registry import TRANSFORMS
+from coupleface.utils.seeding import salt_hash
 
 from .masking import MASK_SHAPES, Color, SyntheticMask, draw_mask
-from .seeding import salt_hash
 
 #: The verification protocols, in their listing order.
 MASK_PROTOCOLS = ('clean', 'masked_unmasked', 'masked_masked')

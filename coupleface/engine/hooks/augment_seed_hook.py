@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from mmengine.hooks import Hook
 
-from coupleface.datasets.transforms.seeding import set_augment_epoch, set_augment_seed
 from coupleface.registry import HOOKS
+from coupleface.utils.seeding import set_augment_epoch, set_augment_seed
 
 
 @HOOKS.register_module()

@@ -22,7 +22,7 @@ continuation; this hook adds them:
   the resumed run does not. Per-iteration streams need nothing stored and are the
   same after a resume on any number of ranks. Data augmentation is exact when its
   randomness comes from coupleface's per-sample seeded transforms
-  (``coupleface.datasets.transforms.seeding``), not from the global generators.
+  (``coupleface.utils.seeding``), not from the global generators.
 
 The mined relations are reloaded from ``relations.npz`` by ``RelationMiningHook``.
 

@@ -25,10 +25,10 @@ from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from coupleface.datasets.transforms.seeding import get_augment_seed
 from coupleface.models.heads.partial_fc import mark_partial_fc_shards_for_ddp
 from coupleface.models.recognizers.face_recognizer import FaceRecognizer
 from coupleface.registry import MODELS
+from coupleface.utils.seeding import get_augment_seed
 
 from .teacher import build_frozen_teacher, embedding_dim
 

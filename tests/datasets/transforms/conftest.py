@@ -3,23 +3,6 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _default_augmentation_streams():
-    """Every transform test draws from the default augmentation seed and epoch.
-
-    Without ``set_augment_seed``/``set_augment_epoch`` the epoch is read from MMEngine's
-    current MessageHub (coupleface.datasets.transforms.seeding), and a Runner test that ran
-    earlier in the same process leaves its hub (and last epoch) behind. The hubs are hidden
-    for the test and put back after it.
-    """
-    from mmengine.logging import MessageHub
-
-    from coupleface.datasets.transforms.seeding import set_augment_epoch, set_augment_seed
-    hubs = dict(MessageHub._instance_dict)
-    MessageHub._instance_dict.clear()
-    set_augment_seed(None)
-    set_augment_epoch(None)
+def _default_streams(default_augmentation_streams):
+    """Every transform test draws from the default augmentation streams (tests/conftest.py)."""
     yield
-    set_augment_seed(None)
-    set_augment_epoch(None)
-    MessageHub._instance_dict.clear()
-    MessageHub._instance_dict.update(hubs)

@@ -1,8 +1,8 @@
 """AugmentSeedHook hands the runner's seed and epoch to the augmentation seeding."""
 from types import SimpleNamespace
 
-from coupleface.datasets.transforms.seeding import get_augment_epoch, get_augment_seed
 from coupleface.engine.hooks import AugmentSeedHook
+from coupleface.utils.seeding import get_augment_epoch, get_augment_seed
 
 
 def test_seed_and_epoch_reach_the_seeding_module():

@@ -11,11 +11,11 @@ import torch
 from mmengine.logging import MessageHub
 from mmpretrain.structures import DataSample
 
-from coupleface.datasets.transforms import seeding
 from coupleface.models.distillers import CoupleFaceDistiller, TeacherBank, write_teacher_bank
 from coupleface.models.distillers.coupleface_distiller import draw_bank_partners
 from coupleface.models.losses import RelationAwareDistillationLoss
 from coupleface.registry import DATASETS, MODELS
+from coupleface.utils import seeding
 
 SIZE, DIM, ROWS = 16, 16, 12
 META = dict(teacher_sha256='sha256:abcd', dataset='tiny')

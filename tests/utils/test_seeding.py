@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from mmengine.logging import MessageHub
 
-from coupleface.datasets.transforms import seeding
-from coupleface.datasets.transforms.seeding import (
+from coupleface.utils import seeding
+from coupleface.utils.seeding import (
     get_augment_epoch,
     get_augment_seed,
     sample_rng,
