@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import os
 import os.path as osp
-from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -41,10 +40,11 @@ from coupleface.datasets.transforms.loading import (
     decode_face_image,
 )
 from coupleface.utils.checkpoint import (
-    CheckpointFormatError,
     CheckpointKeyError,
     load_state_dict_flexible,
-    safe_torch_load,
+)
+from coupleface.utils.recognizer_checkpoint import (
+    read_recognizer_checkpoint,
 )
 
 from .calibration import calibrate_threshold
@@ -58,9 +58,6 @@ __all__ = [
 ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 ConfigLike = Union[str, os.PathLike, Config, Mapping]
 
-#: Top-level state-dict prefixes of a ``FaceRecognizer``.
-RECOGNIZER_PREFIXES = ('backbone.', 'neck.', 'head.')
-_DISTILLER_PREFIX = 'student.'
 
 
 # ---------------------------------------------------------------------------
@@ -190,76 +187,6 @@ def _image_loader(cfg: Config) -> LoadFaceImage:
 # ---------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------
-
-def _strip_module(key: str) -> str:
-    return key[len('module.'):] if key.startswith('module.') else key
-
-
-def _raw_state_dict(checkpoint: Any, source: str) -> Mapping[str, Any]:
-    if isinstance(checkpoint, Mapping):
-        for key in ('state_dict', 'state_dict_backbone'):
-            if isinstance(checkpoint.get(key), Mapping):
-                return checkpoint[key]
-        if checkpoint and all(isinstance(k, str) and
-                              (isinstance(v, torch.Tensor) or k.endswith('_extra_state'))
-                              for k, v in checkpoint.items()):
-            return checkpoint
-    raise CheckpointFormatError(
-        f'{source} holds no state dict (expected an MMEngine checkpoint with "state_dict" '
-        f'or a dict of tensors, got {type(checkpoint).__name__})')
-
-
-def read_recognizer_checkpoint(checkpoint: Union[str, os.PathLike, Mapping],
-                               source: Optional[str] = None
-                               ) -> Tuple['OrderedDict[str, Any]', Dict[str, Any]]:
-    """Read any checkpoint we deploy and key it like a ``FaceRecognizer``.
-
-    * a recognizer checkpoint: ``backbone.*`` / ``neck.*`` / ``head.*`` as they are;
-    * a distiller checkpoint: its ``student.*`` keys without the prefix (the connector and
-      anything else outside the student are dropped; the teacher provenance kept in the
-      distiller's ``_extra_state`` is returned in ``info['teacher']``);
-    * a bare backbone state dict (insightface ``backbone.pth``, or ``state_dict_backbone`` of
-      an insightface training checkpoint): every key under ``backbone.``.
-
-    A ``module.`` prefix (DataParallel/DDP) is stripped first. The file is read with
-    :func:`coupleface.utils.checkpoint.safe_torch_load` (no pickled code runs).
-
-    Args:
-        checkpoint: A path, or an already loaded checkpoint / state dict.
-        source: Name of an in-memory checkpoint in messages.
-
-    Returns:
-        tuple: The recognizer-keyed state dict and ``info``: ``kind`` (``'recognizer'``,
-        ``'distiller'`` or ``'backbone'``), ``meta`` (the checkpoint's ``meta`` or ``{}``),
-        ``teacher`` (dict, distillers only) and ``dropped`` (keys left out).
-    """
-    if isinstance(checkpoint, Mapping):
-        source = source or '<in-memory checkpoint>'
-        loaded = checkpoint
-    else:
-        source = os.fspath(checkpoint)
-        loaded = safe_torch_load(source)
-    raw = _raw_state_dict(loaded, source)
-    meta = dict(loaded.get('meta') or {}) if isinstance(loaded, Mapping) and \
-        isinstance(loaded.get('meta'), Mapping) else {}
-    state = OrderedDict((_strip_module(k), v) for k, v in raw.items())
-    info: Dict[str, Any] = dict(kind='recognizer', meta=meta, dropped=[], source=source)
-    if any(k.startswith(_DISTILLER_PREFIX) for k in state):
-        info['kind'] = 'distiller'
-        teacher = state.get('_extra_state')
-        info['teacher'] = dict(teacher) if isinstance(teacher, Mapping) else {}
-        info['dropped'] = [k for k in state if not k.startswith(_DISTILLER_PREFIX)]
-        state = OrderedDict((k[len(_DISTILLER_PREFIX):], v) for k, v in state.items()
-                            if k.startswith(_DISTILLER_PREFIX))
-    elif not any(k.startswith(RECOGNIZER_PREFIXES) for k in state):
-        info['kind'] = 'backbone'
-        state = OrderedDict(('backbone.' + k, v) for k, v in state.items())
-    extra = [k for k in state if k.endswith('_extra_state')]
-    info['dropped'] += extra
-    for key in extra:
-        del state[key]
-    return state, info
-
 
 def _one_line(err: CheckpointKeyError, source: str, model: torch.nn.Module) -> str:
     lines = [ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()]

@@ -287,7 +287,10 @@ def _extract_state_dict(checkpoint: Any, source: str) -> Mapping[str, torch.Tens
         for key in ('state_dict', 'state_dict_backbone'):
             if isinstance(checkpoint.get(key), Mapping):
                 return checkpoint[key]
-        if checkpoint and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+        # a bare state dict; a module's extra state (e.g. a distiller's teacher provenance)
+        # may be any picklable value
+        if checkpoint and all(isinstance(k, str) and (isinstance(v, torch.Tensor)
+                                                      or k.endswith('_extra_state'))
                               for k, v in checkpoint.items()):
             return checkpoint
     raise CheckpointFormatError(

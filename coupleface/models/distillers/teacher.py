@@ -15,7 +15,8 @@ from typing import Dict, Optional, Tuple
 from torch import nn
 
 from coupleface.registry import MODELS
-from coupleface.utils.checkpoint import file_sha256, load_state_dict_flexible, safe_torch_load
+from coupleface.utils.checkpoint import file_sha256, load_state_dict_flexible
+from coupleface.utils.recognizer_checkpoint import read_recognizer_checkpoint
 
 
 def embedding_dim(recognizer: nn.Module) -> Optional[int]:
@@ -62,12 +63,11 @@ def build_frozen_teacher(cfg: dict) -> Tuple[nn.Module, Dict[str, str]]:
     model_cfg = dict(cfg['model'])
     model_cfg.pop('head', None)  # the teacher only embeds
     teacher = MODELS.build(model_cfg)
-    checkpoint = safe_torch_load(path)
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    if isinstance(state, dict) and 'state_dict_backbone' in state:
-        state = state['state_dict_backbone']
-    state = {k: v for k, v in state.items()
-             if not (k.startswith('head.') or k.startswith('module.head.'))}
-    load_state_dict_flexible(teacher, state, strict=True, source=path)
+    # any checkpoint kind (recognizer, distiller's student, bare insightface backbone),
+    # decided in one place; the teacher has no head
+    state, _ = read_recognizer_checkpoint(path)
+    for key in [k for k in state if k.startswith('head.')]:
+        del state[key]
+    load_state_dict_flexible(teacher, state, strict=True, prefix_map={}, source=path)
     return freeze(teacher), dict(teacher_checkpoint=osp.abspath(path),
                                  teacher_sha256=file_sha256(path))

@@ -75,6 +75,25 @@ def test_teacher_loaded_frozen_hidden(tmp_path, bare):
     assert model.student.training and not teacher.training
 
 
+def test_teacher_from_a_distillers_checkpoint_is_its_student(tmp_path):
+    # a distilled student can teach the next one: the teacher reads the `student.*` keys
+    path, _ = _teacher_ckpt(tmp_path, bare=True)
+    torch.manual_seed(2)
+    first = CoupleFaceDistiller(
+        student=dict(type='FaceRecognizer', backbone=_backbone(8, 16),
+                     head=dict(type='ArcFaceHead', num_classes=3, in_channels=16)),
+        teacher=dict(model=dict(type='FaceRecognizer', backbone=_backbone(8, 16)),
+                     checkpoint=path),
+        fcd_loss=dict(type='FeatureConsistencyLoss'))
+    distilled = tmp_path / 'distilled.pth'
+    torch.save({'state_dict': first.state_dict()}, distilled)
+    second, _, _ = _distiller(tmp_path, teacher=dict(
+        model=dict(type='FaceRecognizer', backbone=_backbone(8, 16)),
+        checkpoint=str(distilled)))
+    for k, v in first.student.backbone.state_dict().items():
+        torch.testing.assert_close(second.teacher.backbone.state_dict()[k], v, rtol=0, atol=0)
+
+
 def test_training_steps_leave_teacher_bit_identical(tmp_path):
     model, _, _ = _distiller(tmp_path)
     before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
