@@ -62,14 +62,14 @@ def dataset_labels(dataset) -> np.ndarray:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    import torch
     from mmengine.config import Config
-    from mmengine.dataset import pseudo_collate
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
 
     import coupleface  # noqa: F401
-    from coupleface.datasets.clean_view import CleanViewDataset, dataset_identity, teacher_view_size
+    from coupleface.datasets.clean_view import (
+        clean_view_embeddings,
+        dataset_identity,
+        teacher_view_size,
+    )
     from coupleface.models.distillers.teacher import build_frozen_teacher
     from coupleface.models.distillers.teacher_bank import write_teacher_bank
     from coupleface.registry import DATASETS, MODELS
@@ -95,21 +95,15 @@ def main(argv=None) -> None:
 
     ds_cfg = cfg.train_dataloader.dataset
     dataset = DATASETS.build(ds_cfg)
-    view = CleanViewDataset(dataset, range(len(dataset)),
-                            size=teacher_view_size(ds_cfg.get('pipeline')))
-    loader = DataLoader(view, batch_size=args.batch_size, num_workers=args.workers,
-                        collate_fn=pseudo_collate)
+    size = teacher_view_size(ds_cfg.get('pipeline'))
     start = time.time()
 
-    @torch.no_grad()
     def chunks():
-        with tqdm(total=len(view), desc='teacher bank', unit='img', dynamic_ncols=True) as bar:
-            for batch in loader:
-                x = preprocessor(batch, False)['inputs']
-                orig = teacher.extract_feat(x).float()
-                flip = teacher.extract_feat(x.flip(-1)).float()
-                bar.update(len(x))
-                yield torch.stack([orig, flip], dim=1).cpu()
+        for (emb, ) in clean_view_embeddings(dataset, range(len(dataset)), size, preprocessor,
+                                             [teacher], batch_size=args.batch_size,
+                                             num_workers=args.workers, flip=True,
+                                             desc='teacher bank'):
+            yield emb
 
     meta = dict(teacher_sha256=info['teacher_sha256'], dataset=dataset_identity(dataset),
                 teacher_checkpoint=info['teacher_checkpoint'])

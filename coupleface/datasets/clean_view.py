@@ -4,14 +4,18 @@ Teacher embeddings for relation mining and for the teacher bank are computed on
 the training images exactly as the teacher sees them during distillation: decoded
 and resized like the training pipeline's ``LoadFaceImage``, with no random
 augmentation (the bank stores the mirror as a second view instead).
+:func:`clean_view_embeddings` is the one teacher pass over such a view that the mining
+hook, ``tools/extract_embeddings.py`` and ``tools/analysis_tools/plot_relations.py`` share.
 """
 from __future__ import annotations
 
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
+import torch
 from mmcv.transforms import Compose
-from torch.utils.data import Dataset
+from mmengine.dataset import pseudo_collate
+from torch.utils.data import DataLoader, Dataset
 
 from coupleface.registry import TRANSFORMS
 
@@ -54,3 +58,49 @@ class CleanViewDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.pipeline(self.dataset.get_data_info(self.indices[i]))
+
+
+@torch.no_grad()
+def clean_view_embeddings(dataset, indices: Sequence[int], size: Optional[int], preprocessor,
+                          models: Sequence[torch.nn.Module], batch_size: int = 256,
+                          num_workers: int = 0, flip: bool = False,
+                          desc: Optional[str] = None) -> Iterator[List[torch.Tensor]]:
+    """Embed the clean view of ``indices`` with each model, batch by batch, in order.
+
+    Args:
+        dataset: The training set (``get_data_info``).
+        indices: Dataset indices to embed, in output order.
+        size: Image size of the view (:func:`teacher_view_size` of the training pipeline).
+        preprocessor: The model's data preprocessor (``preprocessor(batch, False)``).
+        models: Modules with ``extract_feat(inputs)`` (a frozen teacher, a student).
+        batch_size: Images per forward pass.
+        num_workers: DataLoader workers.
+        flip: Also embed the mirrored image (a teacher bank's second view).
+        desc: Show a progress bar with this label (None: silent).
+
+    Yields:
+        list: One fp32 CPU tensor per model, ``b x D`` (``b x 2 x D``, original and
+        mirrored, with ``flip``).
+    """
+    loader = DataLoader(CleanViewDataset(dataset, indices, size), batch_size=batch_size,
+                        num_workers=num_workers, collate_fn=pseudo_collate, shuffle=False)
+    progress = None
+    if desc is not None:
+        from tqdm import tqdm
+        progress = tqdm(total=len(indices), desc=desc, unit='img', dynamic_ncols=True)
+    try:
+        for batch in loader:
+            inputs = preprocessor(batch, False)['inputs']
+            out = []
+            for model in models:
+                emb = model.extract_feat(inputs).float()
+                if flip:
+                    emb = torch.stack([emb, model.extract_feat(inputs.flip(-1)).float()], 1)
+                out.append(emb.cpu())
+            if progress is not None:
+                progress.update(len(inputs))
+            yield out
+    finally:
+        if progress is not None:
+            progress.close()
+

@@ -105,18 +105,13 @@ def load_models(cfg, args: argparse.Namespace):
 def embed(models: Sequence[torch.nn.Module], dataset, indices: Sequence[int], size: int,
           preprocessor, batch_size: int = 64) -> List[torch.Tensor]:
     """L2-normalised embeddings of the clean view of ``indices``, one tensor per model."""
-    from mmengine.dataset import pseudo_collate
-    from torch.utils.data import DataLoader
+    from coupleface.datasets.clean_view import clean_view_embeddings
 
-    from coupleface.datasets.clean_view import CleanViewDataset
-
-    loader = DataLoader(CleanViewDataset(dataset, indices, size), batch_size=batch_size,
-                        shuffle=False, num_workers=0, collate_fn=pseudo_collate)
     outs: List[List[torch.Tensor]] = [[] for _ in models]
-    for batch in loader:
-        inputs = preprocessor(batch, False)['inputs']
-        for out, model in zip(outs, models):
-            out.append(F.normalize(model.extract_feat(inputs).float(), dim=1).cpu())
+    for embs in clean_view_embeddings(dataset, indices, size, preprocessor, models,
+                                      batch_size=batch_size):
+        for out, emb in zip(outs, embs):
+            out.append(F.normalize(emb, dim=1))
     return [torch.cat(out) for out in outs]
 
 

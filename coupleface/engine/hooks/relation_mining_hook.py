@@ -23,14 +23,12 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.distributed as torch_dist
-from mmengine.dataset import pseudo_collate
 from mmengine.dist import get_dist_info, is_distributed
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from torch.utils.data import DataLoader
 
-from coupleface.datasets.clean_view import CleanViewDataset, teacher_view_size
+from coupleface.datasets.clean_view import clean_view_embeddings, teacher_view_size
 from coupleface.mining import (
     accumulate_centers,
     centers_from_sums,
@@ -189,24 +187,11 @@ class RelationMiningHook(Hook):
             idx = torch.as_tensor(indices, dtype=torch.long)
             return model.teacher_bank.lookup(idx, torch.zeros(len(idx), dtype=torch.bool))
         pipeline = runner.cfg.get('train_dataloader', {}).get('dataset', {}).get('pipeline')
-        view = CleanViewDataset(dataset, indices, size=teacher_view_size(pipeline))
-        loader = DataLoader(view, batch_size=self.batch_size, num_workers=self.num_workers,
-                            collate_fn=pseudo_collate, shuffle=False)
-        teacher = model.teacher
-        out = []
         rank, _ = get_dist_info()
-        progress = None
-        if rank == 0:
-            from tqdm import tqdm
-            progress = tqdm(total=len(view), desc='teacher embeddings', unit='img',
-                            dynamic_ncols=True)
-        for batch in loader:
-            data = model.data_preprocessor(batch, False)
-            out.append(teacher.extract_feat(data['inputs']).float().cpu())
-            if progress is not None:
-                progress.update(len(batch['inputs']))
-        if progress is not None:
-            progress.close()
+        out = [emb for (emb, ) in clean_view_embeddings(
+            dataset, indices, teacher_view_size(pipeline), model.data_preprocessor,
+            [model.teacher], batch_size=self.batch_size, num_workers=self.num_workers,
+            desc='teacher embeddings' if rank == 0 else None)]
         return torch.cat(out) if out else torch.zeros(0, 1)
 
     def _mine(self, runner, model, k: int, meta: dict, path: str) -> None:
