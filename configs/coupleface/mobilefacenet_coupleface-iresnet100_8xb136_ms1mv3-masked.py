@@ -4,10 +4,10 @@
 # face (SyntheticMask on half of the samples, after the flip), the frozen IResNet-100 teacher
 # always the clean face (keep_teacher_view=True), so FCD and RAD pull masked student
 # embeddings towards clean teacher ones. Otherwise the MS1MV3 CoupleFace recipe
-# (mobilefacenet_coupleface-iresnet100_8xb144_ms1mv3.py). Pipelines as
+# (mobilefacenet_coupleface-iresnet100_8xb136_ms1mv3.py). Pipelines as
 # configs/_base_/datasets/ms1m_masked.py: validation on LFW clean and masked_unmasked (masked
 # probe vs clean gallery), testing on all five sets under both protocols.
-_base_ = ['./mobilefacenet_coupleface-iresnet100_8xb144_ms1mv3.py']
+_base_ = ['./mobilefacenet_coupleface-iresnet100_8xb136_ms1mv3.py']
 
 train_pipeline = [
     dict(type='LoadFaceImage', size=112, on_error='skip', max_failures=100),
