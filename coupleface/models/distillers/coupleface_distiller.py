@@ -14,7 +14,6 @@ rank draws the same rows and a resumed run draws what the uninterrupted one drew
 """
 from __future__ import annotations
 
-import inspect
 import os.path as osp
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -94,8 +93,9 @@ class CoupleFaceDistiller(BaseModel):
             required when the student and teacher embedding sizes differ.
         fcd_loss: ``FeatureConsistencyLoss`` config, or ``None`` to disable.
         rad_loss: ``RelationAwareDistillationLoss`` config, or ``None``.
-        extra_losses: Further ``{name: loss cfg}`` taking ``(student, teacher)``
-            or ``(student, teacher, labels)`` (e.g. RKD baselines); logged as
+        extra_losses: Further ``{name: loss cfg}`` taking ``(student, teacher)``, or
+            ``(student, teacher, labels)`` when the loss class sets
+            ``needs_labels = True`` (e.g. the EKD-style rank loss); logged as
             ``loss_<name>``.
         distill_warmup_iters: Distillation weights ramp linearly from 0 to 1 over
             these iterations.
@@ -204,9 +204,10 @@ class CoupleFaceDistiller(BaseModel):
         self.rad_loss = MODELS.build(rad_loss) if rad_loss is not None else None
         self.extra_losses = nn.ModuleDict(
             {name: MODELS.build(cfg) for name, cfg in (extra_losses or {}).items()})
+        # a loss declares that it takes identity labels (``needs_labels = True``)
         self._losses_with_labels = {
             name for name, loss in self.extra_losses.items()
-            if 'labels' in inspect.signature(loss.forward).parameters}
+            if getattr(loss, 'needs_labels', False)}
         self.distill_warmup_iters = int(distill_warmup_iters)
         self.distill_stop_iter = distill_stop_iter
         self.rad_bank_partners = self._check_rad_bank_partners(rad_bank_partners)

@@ -119,6 +119,9 @@ class EvaluationRankLoss(nn.Module):
         ...         loss_weight=10.0)))
     """
 
+    #: The distiller passes identity labels to ``forward`` (explicit, not guessed).
+    needs_labels = True
+
     def __init__(self, target_fars: Sequence[float] = (1e-2, 1e-3, 1e-4),
                  selection: str = 'disagreement', temperature: float = 0.05,
                  threshold_momentum: float = 0.9, pos_weight: float = 1.0,

@@ -62,6 +62,9 @@ class FeatureConsistencyLoss(nn.Module):
         >>> loss_fcd = dict(type='FeatureConsistencyLoss', mode='l2', loss_weight=1.0)
     """
 
+    #: The distiller passes identity labels to ``forward`` (explicit, not guessed).
+    needs_labels = False
+
     def __init__(self, mode: str = 'l2', loss_weight: float = 1.0) -> None:
         super().__init__()
         if mode not in _MODES:

@@ -106,6 +106,9 @@ class RelationAwareDistillationLoss(nn.Module):
         ...                 distance='l2', weighting='relation_aware', num_negatives=16)
     """
 
+    #: The distiller passes identity labels to ``forward`` (explicit, not guessed).
+    needs_labels = True
+
     def __init__(self, relation: str = 'student', distance: str = 'kl',
                  weighting: str = 'relation_aware', num_negatives: Optional[int] = 16,
                  temperature: float = 0.1, weight_temperature: float = 0.1,

@@ -64,6 +64,9 @@ class DistanceWiseRKD(nn.Module):
         >>> loss_rkd_d = dict(type='DistanceWiseRKD', loss_weight=25.0)
     """
 
+    #: The distiller passes identity labels to ``forward`` (explicit, not guessed).
+    needs_labels = False
+
     def __init__(self, beta: float = 1.0, loss_weight: float = 1.0) -> None:
         super().__init__()
         self.beta = float(beta)
@@ -112,6 +115,9 @@ class AngleWiseRKD(nn.Module):
     Examples:
         >>> loss_rkd_a = dict(type='AngleWiseRKD', loss_weight=50.0)
     """
+
+    #: The distiller passes identity labels to ``forward`` (explicit, not guessed).
+    needs_labels = False
 
     def __init__(self, beta: float = 1.0, chunk_size: int = 32,
                  loss_weight: float = 1.0) -> None:

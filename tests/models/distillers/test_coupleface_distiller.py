@@ -109,6 +109,32 @@ def test_training_steps_leave_teacher_bit_identical(tmp_path):
     assert set(losses) >= {'loss_cls', 'loss_fcd', 'loss_rad'}
 
 
+@MODELS.register_module(force=True)
+class _LabelProbe(torch.nn.Module):
+    """Records whether the distiller handed it labels (declared with needs_labels)."""
+
+    needs_labels = True
+
+    def forward(self, student, teacher, labels=None):
+        self.seen = None if labels is None else labels.tolist()
+        return student.sum() * 0
+
+
+@MODELS.register_module(force=True)
+class _Undeclared(_LabelProbe):
+    needs_labels = False  # a `labels` parameter alone does not make the distiller pass them
+
+
+def test_labels_go_to_the_losses_that_declare_them(tmp_path):
+    model, _, _ = _distiller(tmp_path, extra_losses=dict(probe=dict(type='_LabelProbe'),
+                                                         other=dict(type='_Undeclared')))
+    model.train()
+    losses = model(**model.data_preprocessor(_batch(), True), mode='loss')
+    assert {'loss_probe', 'loss_other'} <= set(losses)
+    assert model.extra_losses['probe'].seen == [0, 1, 2, 0]
+    assert model.extra_losses['other'].seen is None
+
+
 def test_teacher_view_and_predict_student_only(tmp_path):
     model, _, _ = _distiller(tmp_path)
     model.eval()
