@@ -107,7 +107,7 @@ def read_landmarks(path: str) -> Dict[str, np.ndarray]:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
-    from coupleface.apis.inference import FaceEmbedder
+    from coupleface.apis.face_embedder import FaceEmbedder
 
     images = list_images(args.img_dir)
     landmarks = read_landmarks(args.landmarks) if args.landmarks else {}

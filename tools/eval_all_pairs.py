@@ -49,7 +49,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
-    from coupleface.apis.inference import FaceEmbedder
+    from coupleface.apis.face_embedder import FaceEmbedder
     from coupleface.datasets import MXFaceDataset
     from coupleface.evaluation.functional import all_pairs_tar_at_far
 

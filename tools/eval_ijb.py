@@ -108,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from tqdm import tqdm
 
     import coupleface  # noqa: F401  (safe checkpoint loading, coupleface:: configs)
-    from coupleface.apis.inference import init_recognizer
+    from coupleface.apis.model_loading import init_recognizer
     from coupleface.datasets.ijb import IJBDataset, ijb_test_pipeline
     from coupleface.evaluation.metrics.ijb_metric import IJBMetric
     from coupleface.setup_env import register_all_modules

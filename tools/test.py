@@ -158,7 +158,7 @@ def load_for_test(model, checkpoint: str) -> None:
     """
     from mmengine.model import is_model_wrapper
 
-    from coupleface.apis.inference import load_recognizer_checkpoint
+    from coupleface.apis.model_loading import load_recognizer_checkpoint
 
     model = model.module if is_model_wrapper(model) else model
     load_recognizer_checkpoint(getattr(model, 'student', model), checkpoint)

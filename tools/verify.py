@@ -58,7 +58,7 @@ def _points(values: Optional[Sequence[float]]) -> Optional[np.ndarray]:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
-    from coupleface.apis.inference import FaceEmbedder
+    from coupleface.apis.face_embedder import FaceEmbedder
 
     embedder = FaceEmbedder(args.config, args.checkpoint, device=args.device,
                             flip_test=args.flip_test, batch_size=args.batch_size)

@@ -157,7 +157,7 @@ def test_mines_on_the_fly_with_the_teacher(tiny, capsys):
     # anchor the identity with the most similar nearest neighbour
     from mmengine.config import Config
 
-    from coupleface.apis.inference import init_recognizer
+    from coupleface.apis.model_loading import init_recognizer
     from coupleface.registry import DATASETS
     cfg = Config.fromfile(tiny['config'])
     dataset = DATASETS.build(cfg.train_dataloader.dataset)

@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from coupleface.apis.inference import build_recognizer
+from coupleface.apis.model_loading import build_recognizer
 from coupleface.utils.cli import run_cli
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

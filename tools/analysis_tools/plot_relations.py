@@ -72,7 +72,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------- models
 def _teacher_source(cfg, args: argparse.Namespace) -> Tuple[dict, str]:
     """The teacher's recognizer config and checkpoint path."""
-    from coupleface.apis.inference import load_config
+    from coupleface.apis.model_loading import load_config
 
     teacher = cfg.model.get('teacher') or {}
     model_cfg = teacher.get('model')
@@ -92,7 +92,7 @@ def _teacher_source(cfg, args: argparse.Namespace) -> Tuple[dict, str]:
 
 def load_models(cfg, args: argparse.Namespace):
     """The student (from the distiller config) and the frozen teacher, eval mode."""
-    from coupleface.apis.inference import init_recognizer
+    from coupleface.apis.model_loading import init_recognizer
 
     student = init_recognizer(cfg, args.student_ckpt, device=args.device)
     teacher_cfg, teacher_ckpt = _teacher_source(cfg, args)
@@ -215,7 +215,7 @@ def plot_relation_heatmaps(teacher_sim: np.ndarray, student_sim: np.ndarray,
 # ------------------------------------------------------------------------------ main
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
-    from coupleface.apis.inference import load_config
+    from coupleface.apis.model_loading import load_config
     from coupleface.datasets.clean_view import teacher_view_size
     from coupleface.mining import load_relations
     from coupleface.registry import DATASETS

@@ -234,7 +234,7 @@ def check_onnx(model: nn.Module, path: str, input_size: int, batches: Sequence[i
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
-    from coupleface.apis.inference import init_recognizer, load_config
+    from coupleface.apis.model_loading import init_recognizer, load_config
 
     cfg = load_config(args.config)
     model = init_recognizer(cfg, args.checkpoint, device='cpu')

@@ -45,8 +45,8 @@ def extract_student(checkpoint: str, out: str) -> Dict[str, Any]:
     Raises:
         ValueError: the checkpoint has no ``student.*`` keys.
     """
-    from coupleface.apis.inference import read_recognizer_checkpoint
     from coupleface.utils.checkpoint import atomic_save, file_sha256
+    from coupleface.utils.recognizer_checkpoint import read_recognizer_checkpoint
 
     state, info = read_recognizer_checkpoint(checkpoint)
     if info['kind'] != 'distiller':

@@ -155,16 +155,16 @@ def convert(checkpoint: str, out: str, config: Optional[str] = None
         ValueError: the backbone is not an IResNet/MobileFaceNet, or there is a neck.
         CheckpointKeyError: the checkpoint does not fit the (given or inferred) architecture.
     """
-    from coupleface.apis.inference import (
+    from coupleface.apis.model_loading import (
         build_recognizer,
         load_config,
         load_recognizer_checkpoint,
-        read_recognizer_checkpoint,
         recognizer_model_config,
     )
     from coupleface.registry import MODELS
     from coupleface.setup_env import register_all_modules
     from coupleface.utils.checkpoint import atomic_save, load_state_dict_flexible
+    from coupleface.utils.recognizer_checkpoint import read_recognizer_checkpoint
 
     register_all_modules(init_default_scope=False)
     if config is not None:

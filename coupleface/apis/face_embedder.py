@@ -14,6 +14,10 @@ metric compute them. :meth:`FaceEmbedder.verify` compares two faces by cosine si
 against a threshold calibrated for a target FAR on an insightface ``.bin`` pair set
 (:mod:`coupleface.apis.calibration`) or given by hand.
 
+The config and checkpoint are read by :mod:`coupleface.apis.model_loading`, images and
+landmarks by :mod:`coupleface.apis.image_input`; this module holds the embedder and its
+cosine score.
+
 Examples:
     >>> from coupleface.apis import FaceEmbedder
     >>> embedder = FaceEmbedder('configs/arcface/mobilefacenet_1xb128_synthfaces-56px.py',
@@ -25,332 +29,25 @@ Examples:
 """
 from __future__ import annotations
 
-import copy
 import os
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.config import Config
-
-from coupleface.datasets.transforms.loading import (
-    ImageDecodeError,
-    LoadFaceImage,
-    decode_face_image,
-)
-from coupleface.utils.checkpoint import (
-    CheckpointKeyError,
-    load_state_dict_flexible,
-)
-from coupleface.utils.recognizer_checkpoint import (
-    read_recognizer_checkpoint,
-)
 
 from .calibration import calibrate_threshold
+from .image_input import ImageLike, as_image_list, check_landmarks, landmark_list, read_face_image
+from .model_loading import (
+    ConfigLike,
+    configured_image_loader,
+    configured_input_size,
+    init_recognizer,
+    load_config,
+    recognizer_model_config,
+)
 
-__all__ = [
-    'FaceEmbedder', 'build_recognizer', 'configured_input_size', 'cosine_similarity',
-    'init_recognizer', 'load_config', 'load_recognizer_checkpoint', 'read_face_image',
-    'read_recognizer_checkpoint', 'recognizer_model_config'
-]
-
-ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
-ConfigLike = Union[str, os.PathLike, Config, Mapping]
-
-
-
-# ---------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------
-
-def load_config(config: ConfigLike) -> Config:
-    """A :class:`mmengine.config.Config` from a path (``coupleface::`` resolved) or dict.
-
-    Args:
-        config: A config file path, ``coupleface::rel/path.py``, a ``Config`` or a dict
-            holding at least ``model``.
-
-    Returns:
-        Config: The config (a copy when a dict was given).
-    """
-    import coupleface  # noqa: F401  (makes coupleface:: _base_ paths resolvable)
-    from coupleface.utils.config_scope import resolve_config_path
-
-    if isinstance(config, Config):
-        cfg = config
-    elif isinstance(config, Mapping):
-        cfg = Config(copy.deepcopy(dict(config)))
-    elif isinstance(config, (str, os.PathLike)):
-        path = resolve_config_path(os.fspath(config))
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'config not found: {path}')
-        cfg = Config.fromfile(path)
-    else:
-        raise ValueError(f'config must be a path, a Config or a dict, got {type(config).__name__}')
-    if not isinstance(cfg.get('model'), Mapping):
-        raise ValueError(f'config {getattr(cfg, "filename", None) or "<dict>"} has no model')
-    return cfg
-
-
-def _is_distiller(model_cfg: Mapping) -> bool:
-    return isinstance(model_cfg.get('student'), Mapping)
-
-
-def recognizer_model_config(cfg: Config, with_head: bool = False) -> dict:
-    """The recognizer config to deploy: the model, or a distiller's ``student``.
-
-    A distiller's own ``data_preprocessor`` (what it trained with) is given to a student
-    config that has none.
-
-    Args:
-        cfg: The full config.
-        with_head: Keep the margin head (inference never needs it). Defaults to False.
-
-    Returns:
-        dict: A ``FaceRecognizer`` config.
-    """
-    model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
-    if _is_distiller(model_cfg):
-        student = copy.deepcopy(dict(model_cfg['student']))
-        if model_cfg.get('data_preprocessor') is not None and \
-                student.get('data_preprocessor') is None:
-            student['data_preprocessor'] = copy.deepcopy(model_cfg['data_preprocessor'])
-        model_cfg = student
-    model_cfg = copy.deepcopy(model_cfg)
-    if not with_head:
-        model_cfg.pop('head', None)
-    model_cfg.pop('init_cfg', None)  # weights come from the checkpoint
-    return model_cfg
-
-
-def _find_load_face_image(node: Any) -> Optional[dict]:
-    """The first ``LoadFaceImage`` transform config inside a dataloader/dataset config."""
-    if isinstance(node, Mapping):
-        if str(node.get('type', '')).split('.')[-1] == 'LoadFaceImage':
-            return dict(node)
-        for key in ('pipeline', 'dataset', 'datasets'):
-            if key in node:
-                found = _find_load_face_image(node[key])
-                if found is not None:
-                    return found
-    elif isinstance(node, (list, tuple)):
-        for item in node:
-            found = _find_load_face_image(item)
-            if found is not None:
-                return found
-    return None
-
-
-def _test_loader_config(cfg: Config) -> Optional[dict]:
-    for key in ('test_dataloader', 'val_dataloader', 'test_pipeline', 'val_pipeline'):
-        found = _find_load_face_image(cfg.get(key))
-        if found is not None:
-            return found
-    return None
-
-
-def _backbone_input_size(model_cfg: Mapping) -> Optional[int]:
-    size = dict(model_cfg.get('backbone') or {}).get('input_size')
-    if isinstance(size, int):
-        return size
-    if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
-        return int(size[0])
-    return None
-
-
-def configured_input_size(cfg: Config) -> int:
-    """Side of the images the model takes: the test pipeline's ``LoadFaceImage.size``.
-
-    Falls back to the backbone's ``input_size`` and then to 112 (the canonical aligned face)
-    when the config has no test pipeline or its ``LoadFaceImage`` keeps the source size.
-
-    Args:
-        cfg: The full config.
-
-    Returns:
-        int: The square input side in pixels.
-    """
-    loader = _test_loader_config(cfg)
-    if loader is not None and loader.get('size') is not None:
-        return int(loader['size'])
-    return _backbone_input_size(recognizer_model_config(cfg)) or 112
-
-
-def _image_loader(cfg: Config) -> LoadFaceImage:
-    """The test pipeline's ``LoadFaceImage`` (same size and interpolation), raising on error."""
-    loader_cfg = _test_loader_config(cfg) or {}
-    kwargs = {k: v for k, v in loader_cfg.items() if k in ('interpolation', )}
-    return LoadFaceImage(size=configured_input_size(cfg), on_error='raise', **kwargs)
-
-
-# ---------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------
-
-def _one_line(err: CheckpointKeyError, source: str, model: torch.nn.Module) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()]
-    backbone = type(getattr(model, 'backbone', model)).__name__
-    return (f'checkpoint {source} does not fit the configured {backbone} model (another '
-            f'architecture or size?): ' + '; '.join(lines))
-
-
-def load_recognizer_checkpoint(model: torch.nn.Module, checkpoint: Union[str, os.PathLike,
-                                                                           Mapping],
-                               source: Optional[str] = None) -> Dict[str, Any]:
-    """Load a recognizer, distiller or bare backbone checkpoint strictly into ``model``.
-
-    Margin-head keys are ignored when ``model`` has no head (deployment needs none); every
-    other key must match in name and shape (:func:`load_state_dict_flexible`, strict).
-
-    Args:
-        model: A ``FaceRecognizer`` (typically without head).
-        checkpoint: A path or a loaded checkpoint (see :func:`read_recognizer_checkpoint`).
-        source: Name of an in-memory checkpoint in messages.
-
-    Returns:
-        dict: The ``info`` of :func:`read_recognizer_checkpoint`.
-
-    Raises:
-        CheckpointKeyError: the keys or shapes differ (another architecture); the one-line
-            message lists the missing, unexpected and reshaped keys.
-    """
-    state, info = read_recognizer_checkpoint(checkpoint, source)
-    if getattr(model, 'head', None) is None:
-        head = [k for k in state if k.startswith('head.')]
-        for key in head:
-            del state[key]
-        info['dropped'] += head
-    try:
-        load_state_dict_flexible(model, state, strict=True, prefix_map={}, source=info['source'])
-    except CheckpointKeyError as err:
-        raise CheckpointKeyError(_one_line(err, info['source'], model)) from None
-    return info
-
-
-def build_recognizer(config: ConfigLike, with_head: bool = False) -> torch.nn.Module:
-    """Build the (untrained) recognizer of a config: the model or a distiller's student.
-
-    Args:
-        config: Config path, ``Config`` or dict.
-        with_head: Keep the margin head. Defaults to False.
-
-    Returns:
-        FaceRecognizer: The model (training mode, random weights).
-    """
-    from coupleface.registry import MODELS
-    from coupleface.setup_env import register_all_modules
-
-    register_all_modules(init_default_scope=False)
-    cfg = load_config(config)
-    return MODELS.build(recognizer_model_config(cfg, with_head=with_head))
-
-
-def init_recognizer(config: ConfigLike, checkpoint: Union[str, os.PathLike, Mapping],
-                    device: Union[str, torch.device] = 'cpu') -> torch.nn.Module:
-    """Build the recognizer of ``config``, load ``checkpoint`` strictly, eval mode, fp32.
-
-    Args:
-        config: Config path, ``Config`` or dict (a distiller config gives its student).
-        checkpoint: Recognizer, distiller or bare insightface backbone checkpoint.
-        device: Where to put the model. Defaults to ``'cpu'``.
-
-    Returns:
-        FaceRecognizer: The loaded model, with ``checkpoint_info`` (see
-        :func:`read_recognizer_checkpoint`) and ``input_size`` attributes.
-    """
-    cfg = load_config(config)
-    model = build_recognizer(cfg)
-    info = load_recognizer_checkpoint(model, checkpoint)
-    model.checkpoint_info = info
-    model.input_size = configured_input_size(cfg)
-    return model.float().to(device).eval()
-
-
-# ---------------------------------------------------------------------------
-# Images
-# ---------------------------------------------------------------------------
-
-def read_face_image(image: ImageLike, source: Optional[str] = None) -> np.ndarray:
-    """Decode an image path, encoded bytes or a BGR array to a ``H×W×3`` uint8 BGR array.
-
-    Args:
-        image: A file path, encoded file bytes (or a 1-D uint8 array of them), or a decoded
-            ``H×W×3`` (BGR) / ``H×W`` uint8 array.
-        source: Name used in error messages (defaults to the path).
-
-    Returns:
-        np.ndarray: The BGR image.
-
-    Raises:
-        FileNotFoundError: the path does not exist (the message names it).
-        ImageDecodeError: the file/bytes are not a decodable image (the message names the
-            path or source).
-    """
-    if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        try:
-            with open(path, 'rb') as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise FileNotFoundError(f'image not found: {path}') from None
-        except OSError as err:
-            raise ImageDecodeError(f'{path}: cannot read image file ({err.strerror})') from None
-        try:
-            return decode_face_image(data, source=path)
-        except ImageDecodeError as err:
-            raise ImageDecodeError(f'{err} (not a readable image file)') from None
-    if isinstance(image, (bytes, bytearray, memoryview, np.ndarray)):
-        return decode_face_image(image, source=source or f'<{type(image).__name__}>')
-    raise ValueError(f'{source or "image"}: expected a path, encoded bytes or a uint8 BGR '
-                     f'array, got {type(image).__name__}')
-
-
-def _as_image_list(images: Any) -> List[Any]:
-    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)):
-        return [images]
-    if isinstance(images, np.ndarray):
-        return list(images) if images.ndim == 4 else [images]
-    return list(images)
-
-
-def _check_landmarks(points: Any, what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(points, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise ValueError(f'landmarks of {what} are not a numeric 5x2 array: {points!r}') from None
-    if arr.shape != (5, 2):
-        raise ValueError(f'landmarks of {what} have shape {tuple(arr.shape)}; expected '
-                         '(5, 2): (x, y) of left eye, right eye, nose, left and right mouth '
-                         'corners')
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f'landmarks of {what} are not finite: {arr.tolist()}')
-    return arr
-
-
-def _landmark_list(landmarks: Any, num_images: int) -> List[Optional[np.ndarray]]:
-    """Per-image ``5×2`` landmarks (``None``: the face is already aligned)."""
-    if landmarks is None:
-        return [None] * num_images
-    per_image = isinstance(landmarks, (list, tuple)) and any(lm is None for lm in landmarks)
-    if not per_image:
-        try:
-            arr = np.asarray(landmarks, dtype=np.float32)
-        except (TypeError, ValueError):  # ragged: report the offending image below
-            per_image = True
-    if not per_image:
-        if arr.ndim == 2 and num_images == 1:
-            arr = arr[None]  # the landmarks of the only image
-        if arr.ndim != 3:
-            raise ValueError(f'landmarks have shape {tuple(arr.shape)}; expected '
-                             f'({num_images}, 5, 2): 5 (x, y) points per image')
-        items = list(arr)
-    else:
-        items = list(landmarks)
-    if len(items) != num_images:
-        raise ValueError(f'{len(items)} landmark sets for {num_images} images')
-    return [None if lm is None else _check_landmarks(lm, f'image {i}')
-            for i, lm in enumerate(items)]
+__all__ = ['FaceEmbedder', 'cosine_similarity']
 
 
 def cosine_similarity(emb1: np.ndarray, emb2: np.ndarray) -> np.ndarray:
@@ -372,10 +69,6 @@ def cosine_similarity(emb1: np.ndarray, emb2: np.ndarray) -> np.ndarray:
     e2 = e2 / np.maximum(np.linalg.norm(e2, axis=-1, keepdims=True), tiny)
     return np.sum(e1 * e2, axis=-1)
 
-
-# ---------------------------------------------------------------------------
-# The embedder
-# ---------------------------------------------------------------------------
 
 class FaceEmbedder:
     """Face embeddings and 1:1 verification from a config and a checkpoint.
@@ -425,7 +118,7 @@ class FaceEmbedder:
         self.model.flip_test = self.flip_test
         self.batch_size = batch_size
         self.input_size = configured_input_size(self.cfg)
-        self._loader = _image_loader(self.cfg)
+        self._loader = configured_image_loader(self.cfg)
         self.threshold: Optional[float] = None
         self.far: Optional[float] = None
         self.calibration: Optional[Dict[str, Any]] = None
@@ -456,7 +149,7 @@ class FaceEmbedder:
 
             # Align at the canonical 112 px, then resize like the test pipeline: the
             # training faces were aligned at 112 and resized by LoadFaceImage.
-            img = align_face(img, _check_landmarks(landmarks, source or 'the image'), size=112)
+            img = align_face(img, check_landmarks(landmarks, source or 'the image'), size=112)
         return self._loader.transform(dict(img_bytes=img, img_path=source))['img']
 
     @torch.no_grad()
@@ -481,8 +174,8 @@ class FaceEmbedder:
         Returns:
             np.ndarray: ``N×D`` float32 embeddings, L2-normalised unless ``raw``.
         """
-        items = _as_image_list(images)
-        marks = _landmark_list(landmarks, len(items))
+        items = as_image_list(images)
+        marks = landmark_list(landmarks, len(items))
         out = []
         for start in range(0, len(items), self.batch_size):
             faces = [
@@ -553,7 +246,7 @@ class FaceEmbedder:
         Returns:
             np.ndarray: ``P`` float64 scores.
         """
-        items = _as_image_list(images)
+        items = as_image_list(images)
         if len(items) % 2:
             raise ValueError(f'{len(items)} images do not form pairs (2 per pair)')
         raw = self.embed(items, raw=True)
