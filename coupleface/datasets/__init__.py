@@ -3,15 +3,10 @@ from . import samplers, synthfaces, transforms  # noqa: F401
 from .bin_io import BinFormatError, UnsafeFileError, read_bin, write_bin
 from .ijb import IJB_META_KEYS, IJBDataset, IJBFormatError, ijb_meta_files, ijb_test_pipeline
 from .image_folder import ImageFolderFaceDataset
-from .mx_face_dataset import MXFaceDataset, read_property_file, write_insightface_rec
-from .mx_record import (
-    IRHeader,
-    MXIndexedRecordIO,
-    MXIndexedRecordIOWriter,
-    RecordIOError,
-    pack,
-    unpack,
-)
+from .mx_face_dataset import MXFaceDataset, read_property_file
+from .mx_record import MXIndexedRecordIO
+from .mx_record_codec import IRHeader, RecordIOError, pack, unpack
+from .mx_record_writer import MXIndexedRecordIOWriter, write_insightface_rec
 from .verification_bin import VerificationBinDataset
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Reads the layout of insightface's ``faces_emore`` / MS1M / Glint sets (and
 im2rec-style header-less records) with our own RecordIO reader
-(``mx_record.py``), and writes that layout (``write_insightface_rec``).
+(``mx_record.py``); ``write_insightface_rec`` (``mx_record_writer.py``) writes that layout.
 
 insightface layout (``N`` images, ``C`` identities)::
 
@@ -17,29 +17,20 @@ label is read from its own header.
 from __future__ import annotations
 
 import copy
-import os
 import os.path as osp
 import time
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from coupleface.datasets.mx_record import (
-    IRHeader,
-    MXIndexedRecordIO,
-    MXIndexedRecordIOWriter,
-    RecordIOError,
-    pack,
-    unpack,
-)
+from coupleface.datasets.mx_record import MXIndexedRecordIO
+from coupleface.datasets.mx_record_codec import RecordIOError, unpack
 from coupleface.registry import DATASETS
 
-__all__ = ['MXFaceDataset', 'write_insightface_rec', 'read_property_file']
-
-_MAX_EXACT_F32 = 1 << 24  # labels/keys in float32 headers are exact below this
+__all__ = ['MXFaceDataset', 'read_property_file']
 
 
 def read_property_file(path: str) -> Tuple[int, int, int]:
@@ -316,103 +307,3 @@ class MXFaceDataset(BaseDataset):
         n = len(self) if self._fully_initialized else 'not loaded'
         return (f'{self.__class__.__name__}(rec={self.rec_path!r}, samples={n}, '
                 f'num_classes={self._num_classes if self._fully_initialized else "?"})')
-
-
-# ---------------------------------------------------------------------- writing
-def write_insightface_rec(out_prefix: str,
-                          samples: Iterable[Tuple[int, Union[bytes, np.ndarray]]],
-                          num_classes: Optional[int] = None,
-                          quality: int = 95,
-                          property_path: Optional[str] = None,
-                          progress: Optional[Callable[[Any], Any]] = None) -> dict:
-    """Write face images as an insightface RecordIO training set.
-
-    Produces ``<out_prefix>.rec``, ``<out_prefix>.idx`` and a ``property``
-    file (``C,H,W``) in the layout of the module docstring, readable by
-    ``MXFaceDataset`` and by insightface/mxnet.
-
-    Args:
-        out_prefix: Output path without extension, e.g. ``data/synth/train``.
-        samples: ``(label, image)`` pairs grouped by identity (labels
-            non-decreasing, ``0..C-1``). ``image`` is encoded bytes (stored as
-            they are: JPEG, or e.g. PNG for lossless sets) or a uint8 BGR array
-            (encoded as JPEG at ``quality``).
-        num_classes: ``C`` (default: the largest label + 1); identities
-            without images get an empty range.
-        quality: JPEG quality for array images.
-        property_path: Where to write ``property`` (default: next to the
-            ``.rec``).
-        progress: Optional wrapper for the sample iterator (e.g. ``tqdm``).
-
-    Returns:
-        dict: ``rec_path``, ``idx_path``, ``property_path``, ``num_images``,
-        ``num_classes``, ``image_size`` (H, W).
-
-    Examples:
-        >>> write_insightface_rec('data/synth/train',
-        ...                       ((i // 4, render_jpeg(i)) for i in range(40)))
-    """
-    rec_path, idx_path = f'{out_prefix}.rec', f'{out_prefix}.idx'
-    if property_path is None:
-        property_path = osp.join(osp.dirname(osp.abspath(rec_path)), 'property')
-    starts: List[int] = []  # starts[c] = first image key of identity c
-    image_size = None
-    key = 0
-    last_label = -1
-    iterator = progress(samples) if progress is not None else samples
-    with MXIndexedRecordIOWriter(idx_path, rec_path) as writer:
-        # placeholder header (same size as the final one: 2 float32 labels, no payload)
-        head_off = writer.write_idx(0, pack(IRHeader(2, [0.0, 0.0], 0, 0), b''))
-        for label, image in iterator:
-            label = int(label)
-            if label < last_label or label < 0:
-                raise ValueError(f'write_insightface_rec: labels must be >= 0 and grouped by '
-                                 f'identity (non-decreasing); got {label} after {last_label}')
-            key += 1
-            while len(starts) <= label:
-                starts.append(key)
-            last_label = label
-            if isinstance(image, np.ndarray) and image.ndim >= 2:
-                shape = image.shape[:2]
-                ok, buf = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-                if not ok:
-                    raise ValueError(f'write_insightface_rec: image {key} does not encode')
-                data = buf.tobytes()
-            else:
-                data = bytes(image)
-                shape = None
-                if image_size is None:
-                    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-                    if img is None:
-                        raise ValueError(f'write_insightface_rec: image {key} (label {label}) '
-                                         'does not decode')
-                    shape = img.shape[:2]
-            if image_size is None:
-                image_size = tuple(int(v) for v in shape)
-            writer.write_idx(key, pack(IRHeader(0, float(label), key, 0), data))
-        num_images = key
-        if num_classes is None:
-            num_classes = len(starts)
-        elif num_classes < len(starts):
-            raise ValueError(f'write_insightface_rec: label {len(starts) - 1} >= '
-                             f'num_classes={num_classes}')
-        if num_images == 0:
-            raise ValueError('write_insightface_rec: no samples')
-        if num_images + 1 + num_classes >= _MAX_EXACT_F32:
-            raise ValueError('write_insightface_rec: more than 2**24 records do not fit the '
-                             'float32 header of the insightface layout')
-        while len(starts) < num_classes:
-            starts.append(num_images + 1)
-        bounds = starts + [num_images + 1]
-        for c in range(num_classes):
-            writer.write_idx(num_images + 1 + c,
-                             pack(IRHeader(2, [bounds[c], bounds[c + 1]],
-                                           num_images + 1 + c, 0), b''))
-        writer.overwrite(head_off, pack(IRHeader(2, [num_images + 1,
-                                                      num_images + 1 + num_classes], 0, 0), b''))
-    tmp = property_path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(f'{num_classes},{image_size[0]},{image_size[1]}\n')
-    os.replace(tmp, property_path)
-    return dict(rec_path=rec_path, idx_path=idx_path, property_path=property_path,
-                num_images=num_images, num_classes=num_classes, image_size=image_size)

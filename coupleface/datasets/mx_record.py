@@ -1,18 +1,9 @@
-"""Read and write insightface/mxnet RecordIO (``.rec`` + ``.idx``) without mxnet.
+"""Read insightface/mxnet RecordIO (``.rec`` + ``.idx``) without mxnet.
 
-Formats (re-implemented from their descriptions; mxnet does not import with
-numpy 2):
-
-* dmlc-core RecordIO (``dmlc/recordio.h``): a record is one or more chunks, each
-  ``uint32 magic 0xced7230a``, ``uint32 lrec`` (``cflag = lrec >> 29``,
-  ``length = lrec & (2**29 - 1)``), ``length`` payload bytes, zero padding to a
-  4-byte boundary. The writer splits a payload at every 4-byte-aligned
-  occurrence of the magic and drops it: ``cflag`` 0 = whole record, 1 = first
-  chunk, 2 = middle, 3 = last; the reader re-joins the chunks with the magic.
-* mxnet ``.idx``: text lines ``key<TAB>offset`` (any order).
-* mxnet ``IRHeader`` (``recordio.pack``/``unpack``): ``struct '<IfQQ'``
-  (flag, label, id, id2) before the payload; ``flag > 0`` means ``flag``
-  float32 labels follow the header and the label is that array.
+* mxnet ``.idx``: text lines ``key<TAB>offset`` (any order), parsed here in blocks.
+* ``.rec``: dmlc-core RecordIO chunks holding ``IRHeader`` records; the codec (framing,
+  ``pack``/``unpack``) is :mod:`coupleface.datasets.mx_record_codec`, the writer
+  :mod:`coupleface.datasets.mx_record_writer`.
 
 The reader does plain positioned reads (``os.pread``) on one lazily opened,
 unbuffered file handle per process, so its memory does not depend on the file
@@ -20,29 +11,28 @@ size and it is safe to use from forked DataLoader workers.
 """
 from __future__ import annotations
 
-import numbers
 import os
 import os.path as osp
-import struct
 import warnings
-from array import array
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = [
-    'RECORDIO_MAGIC', 'IRHeader', 'MXIndexedRecordIO', 'MXIndexedRecordIOWriter',
-    'RecordIOError', 'pack', 'unpack', 'encode_record'
-]
+from .mx_record_codec import (
+    CHUNK_HEADER,
+    IR_SIZE,
+    LENGTH_MASK,
+    MAGIC_BYTES,
+    RECORDIO_MAGIC,
+    IRHeader,
+    RecordIOError,
+    unpack,
+)
 
-RECORDIO_MAGIC = 0xced7230a
-_MAGIC_BYTES = struct.pack('<I', RECORDIO_MAGIC)
-_LENGTH_MASK = (1 << 29) - 1
-_CHUNK = struct.Struct('<II')
-_IR = struct.Struct('<IfQQ')
-IR_SIZE = _IR.size  # 24
+__all__ = ['MXIndexedRecordIO']
+
 # chunk header + IRHeader + up to 4 float32 labels: what a header scan reads per record
-_SCAN_BYTES = _CHUNK.size + IR_SIZE + 16
+_SCAN_BYTES = CHUNK_HEADER.size + IR_SIZE + 16
 _SCAN_MAX_FLAG = 4
 # records this dense (mean bytes per record) are scanned by reading whole blocks; larger
 # ones (112 px JPEG crops are ~6 KB) by one 48-byte pread each, faster with a warm cache
@@ -56,112 +46,6 @@ _IDX_CHARS = np.zeros(256, bool)
 _IDX_CHARS[[ord(c) for c in '0123456789-\t\n']] = True
 _IDX_FAST_MAX_DIGITS = 18  # '-' + 17 digits or 18 digits: always inside int64
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-class RecordIOError(ValueError):
-    """A ``.rec``/``.idx`` pair is malformed (message names the file and offset/key)."""
-
-
-class IRHeader(NamedTuple):
-    """mxnet image-record header.
-
-    Attributes:
-        flag: Number of float32 labels stored after the header (0: the scalar
-            ``label`` field is the label).
-        label: ``float`` when ``flag == 0``, else a float32 array of ``flag``
-            values.
-        id: Record id (insightface: the key).
-        id2: High bits of the id (usually 0).
-    """
-    flag: int
-    label: Union[float, np.ndarray]
-    id: int
-    id2: int
-
-
-def pack(header: Union[IRHeader, Sequence], payload: bytes) -> bytes:
-    """Prefix ``payload`` with an mxnet ``IRHeader`` (same bytes as ``mxnet.recordio.pack``).
-
-    A scalar label is stored in the header with ``flag = 0``; an array label
-    sets ``flag`` to its size, stores 0 in the header's label field and puts the
-    float32 values between header and payload (the given ``flag`` is ignored,
-    as mxnet does).
-
-    Args:
-        header: ``IRHeader`` or a 4-sequence ``(flag, label, id, id2)``.
-        payload: Record content (e.g. JPEG bytes).
-
-    Returns:
-        bytes: The packed record.
-    """
-    _, label, rid, rid2 = header
-    if isinstance(label, numbers.Number) or np.ndim(label) == 0:
-        return _IR.pack(0, float(label), int(rid), int(rid2)) + bytes(payload)
-    arr = np.asarray(label, dtype='<f4').ravel()
-    return _IR.pack(arr.size, 0.0, int(rid), int(rid2)) + arr.tobytes() + bytes(payload)
-
-
-def unpack(record: Union[bytes, bytearray, memoryview]) -> Tuple[IRHeader, bytes]:
-    """Split a record into its ``IRHeader`` and payload (as ``mxnet.recordio.unpack``).
-
-    Args:
-        record: Record bytes as returned by ``MXIndexedRecordIO.read_idx``.
-
-    Returns:
-        tuple[IRHeader, bytes]: The header (label array when ``flag > 0``) and
-        the remaining payload.
-
-    Raises:
-        RecordIOError: the record is shorter than its header says.
-    """
-    if len(record) < IR_SIZE:
-        raise RecordIOError(f'record of {len(record)} bytes is shorter than an IRHeader '
-                            f'({IR_SIZE} bytes)')
-    flag, label, rid, rid2 = _IR.unpack_from(record, 0)
-    start = IR_SIZE
-    if flag > 0:
-        start += 4 * flag
-        if len(record) < start:
-            raise RecordIOError(f'record of {len(record)} bytes is too short for an IRHeader '
-                                f'with flag={flag} ({start} bytes)')
-        label = np.frombuffer(record, dtype='<f4', count=flag, offset=IR_SIZE).astype(np.float32)
-    return IRHeader(flag, label, rid, rid2), bytes(record[start:])
-
-
-def encode_record(payload: bytes) -> bytes:
-    """Frame ``payload`` as dmlc RecordIO chunks (split at aligned magic words).
-
-    Args:
-        payload: Record content (usually ``pack(header, image_bytes)``).
-
-    Returns:
-        bytes: The chunk(s) with headers and zero padding, ready to append to
-        a ``.rec`` file.
-    """
-    payload = bytes(payload)
-    size = len(payload)
-    if size > _LENGTH_MASK:
-        raise RecordIOError(f'a RecordIO record must be shorter than 2**29 bytes, got {size}')
-    # the payload is cut at each 4-byte-aligned magic word, which the reader re-inserts
-    cuts = []
-    pos = payload.find(_MAGIC_BYTES)
-    while pos != -1 and pos + 4 <= size:
-        if pos % 4 == 0:
-            cuts.append(pos)
-            pos = payload.find(_MAGIC_BYTES, pos + 4)
-        else:
-            pos = payload.find(_MAGIC_BYTES, pos + 1)
-    parts = []
-    start = 0
-    for i, cut in enumerate(cuts):
-        parts.append(_CHUNK.pack(RECORDIO_MAGIC, ((1 if i == 0 else 2) << 29) | (cut - start)))
-        parts.append(payload[start:cut])  # aligned: no padding between chunks
-        start = cut + 4
-    last = size - start
-    parts.append(_CHUNK.pack(RECORDIO_MAGIC, ((3 if cuts else 0) << 29) | last))
-    parts.append(payload[start:])
-    parts.append(b'\0' * (-size % 4))
-    return b''.join(parts)
 
 
 def _parse_idx_lines(idx_path: str, text: str, first_line: int
@@ -347,7 +231,7 @@ class MXIndexedRecordIO:
             return
         last = int(np.argmax(self._offsets))
         max_off = int(self._offsets[last])
-        if max_off + _CHUNK.size > self.file_size:
+        if max_off + CHUNK_HEADER.size > self.file_size:
             raise RecordIOError(
                 f'{self.idx_path}: key {int(self._keys[last])} has offset {max_off}, past the end '
                 f'of {self.rec_path} ({self.file_size} bytes): wrong .idx or truncated .rec')
@@ -401,7 +285,7 @@ class MXIndexedRecordIO:
         key = int(self._keys[row])
         offset = int(self._offsets[row])
         span = int(self._span[row])
-        return self._read_at(offset, min(max(span, _CHUNK.size), 1 << 20), key)
+        return self._read_at(offset, min(max(span, CHUNK_HEADER.size), 1 << 20), key)
 
     def _read_at(self, offset: int, first_read: int, key) -> bytes:
         """Read and re-join the record starting at ``offset``."""
@@ -409,25 +293,25 @@ class MXIndexedRecordIO:
         parts = []
         pos = 0
         while True:
-            if len(buf) < pos + _CHUNK.size:
-                buf += self._pread(pos + _CHUNK.size - len(buf), offset + len(buf))
-                if len(buf) < pos + _CHUNK.size:
+            if len(buf) < pos + CHUNK_HEADER.size:
+                buf += self._pread(pos + CHUNK_HEADER.size - len(buf), offset + len(buf))
+                if len(buf) < pos + CHUNK_HEADER.size:
                     raise RecordIOError(
                         f'{self.rec_path}: record key {key} at offset {offset} is truncated: '
                         f'chunk header at {offset + pos} runs past the end of the file '
                         f'({self.file_size} bytes)')
-            magic, lrec = _CHUNK.unpack_from(buf, pos)
+            magic, lrec = CHUNK_HEADER.unpack_from(buf, pos)
             if magic != RECORDIO_MAGIC:
                 raise RecordIOError(
                     f'{self.rec_path}: wrong magic 0x{magic:08x} at offset {offset + pos} '
                     f'(record key {key}; expected 0x{RECORDIO_MAGIC:08x}): not a RecordIO '
                     'file or the .idx does not match it')
-            cflag, length = lrec >> 29, lrec & _LENGTH_MASK
+            cflag, length = lrec >> 29, lrec & LENGTH_MASK
             if (not parts and cflag not in (0, 1)) or (parts and cflag not in (2, 3)):
                 raise RecordIOError(
                     f'{self.rec_path}: record key {key} at offset {offset}: unexpected chunk '
                     f'flag {cflag} at offset {offset + pos}')
-            end = pos + _CHUNK.size + length
+            end = pos + CHUNK_HEADER.size + length
             if len(buf) < end:
                 # a corrupt length (up to 512 MiB) is not allocated and read for nothing
                 if offset + end <= self.file_size:
@@ -437,9 +321,9 @@ class MXIndexedRecordIO:
                         f'{self.rec_path}: record key {key} at offset {offset} is truncated: '
                         f'its {length}-byte payload runs past the end of the file '
                         f'({self.file_size} bytes)')
-            parts.append(buf[pos + _CHUNK.size:end])
+            parts.append(buf[pos + CHUNK_HEADER.size:end])
             if cflag in (0, 3):
-                return parts[0] if len(parts) == 1 else _MAGIC_BYTES.join(parts)
+                return parts[0] if len(parts) == 1 else MAGIC_BYTES.join(parts)
             pos = end + (-length % 4)
 
     def read_idx(self, key: int) -> bytes:
@@ -526,7 +410,7 @@ class MXIndexedRecordIO:
         bad = np.nonzero(h['magic'] != RECORDIO_MAGIC)[0]
         if bad.size:
             self._read_row(int(rows[bad[0]]))  # raises with the file/offset/key message
-        cflag, length = h['lrec'] >> 29, h['lrec'] & _LENGTH_MASK
+        cflag, length = h['lrec'] >> 29, h['lrec'] & LENGTH_MASK
         flags = h['flag'].astype(np.int64)
         first = np.where(flags > 0, h['label0'], h['label']).astype(np.float64)
         need = IR_SIZE + 4 * np.minimum(flags, _SCAN_MAX_FLAG)
@@ -564,108 +448,3 @@ class MXIndexedRecordIO:
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(idx_path={self.idx_path!r}, '
                 f'rec_path={self.rec_path!r}, records={len(self)})')
-
-
-class MXIndexedRecordIOWriter:
-    """Write a ``.rec`` + ``.idx`` pair readable by mxnet/insightface and by us.
-
-    Records are framed like dmlc-core's writer (split at aligned magic words);
-    the ``.idx`` lists ``key<TAB>offset`` in write order. Both files are
-    written under temporary names and renamed on a successful ``close()``, so
-    an interrupted conversion leaves no half-written dataset.
-
-    Args:
-        idx_path: Output ``.idx`` path.
-        rec_path: Output ``.rec`` path.
-
-    Examples:
-        >>> with MXIndexedRecordIOWriter('out.idx', 'out.rec') as w:
-        ...     w.write_idx(0, pack(IRHeader(0, 3.0, 0, 0), jpeg_bytes))
-    """
-
-    def __init__(self, idx_path: str, rec_path: str) -> None:
-        self.idx_path = str(idx_path)
-        self.rec_path = str(rec_path)
-        for path in (self.idx_path, self.rec_path):
-            d = osp.dirname(osp.abspath(path))
-            os.makedirs(d, exist_ok=True)
-        self._tmp_rec = self.rec_path + '.tmp'
-        self._tmp_idx = self.idx_path + '.tmp'
-        self._rec = open(self._tmp_rec, 'w+b')
-        self._idx = open(self._tmp_idx, 'w')
-        self._keys = array('q')  # keys written so far (compact: millions of records)
-        self._max_key = None
-        self.num_split = 0  # records split at a magic word (dmlc's except_counter)
-        self.closed = False
-
-    def tell(self) -> int:
-        """Offset the next record will be written at."""
-        return self._rec.tell()
-
-    def write_idx(self, key: int, record: bytes) -> int:
-        """Append ``record`` under ``key``; return its offset.
-
-        Args:
-            key: Integer key (unique).
-            record: Record bytes (usually ``pack(header, payload)``).
-        """
-        key = int(key)
-        # increasing keys (the usual case) are unique without a lookup
-        if self._max_key is not None and key <= self._max_key and key in self._keys:
-            raise RecordIOError(f'{self.idx_path}: key {key} written twice')
-        self._keys.append(key)
-        self._max_key = key if self._max_key is None else max(key, self._max_key)
-        offset = self._rec.tell()
-        framed = encode_record(record)
-        if len(framed) != _CHUNK.size + len(record) + (-len(record) % 4):
-            self.num_split += 1
-        self._rec.write(framed)
-        self._idx.write(f'{key}\t{offset}\n')
-        return offset
-
-    def overwrite(self, offset: int, record: bytes) -> None:
-        """Rewrite the record at ``offset`` with one of the same framed size.
-
-        Used to write a header record first and fill it in at the end.
-        """
-        framed = encode_record(record)
-        end = self._rec.tell()
-        self._rec.seek(offset)
-        magic, lrec = _CHUNK.unpack(self._rec.read(_CHUNK.size))
-        old_size = _CHUNK.size + (lrec & _LENGTH_MASK) + (-(lrec & _LENGTH_MASK) % 4)
-        if magic != RECORDIO_MAGIC or lrec >> 29 or old_size != len(framed):
-            raise RecordIOError(f'{self.rec_path}: overwrite at offset {offset} needs a '
-                                f'whole record of {len(framed)} bytes there')
-        self._rec.seek(offset)
-        self._rec.write(framed)
-        self._rec.seek(end)
-
-    def close(self) -> None:
-        """Flush, then move both files to their final names."""
-        if self.closed:
-            return
-        self._rec.close()
-        self._idx.close()
-        os.replace(self._tmp_rec, self.rec_path)
-        os.replace(self._tmp_idx, self.idx_path)
-        self.closed = True
-
-    def abort(self) -> None:
-        """Close and delete the temporary files (nothing is written)."""
-        if self.closed:
-            return
-        self._rec.close()
-        self._idx.close()
-        for path in (self._tmp_rec, self._tmp_idx):
-            if osp.exists(path):
-                os.remove(path)
-        self.closed = True
-
-    def __enter__(self) -> 'MXIndexedRecordIOWriter':
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

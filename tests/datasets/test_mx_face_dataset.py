@@ -8,18 +8,10 @@ import torch
 from mmengine.dataset import pseudo_collate
 
 import coupleface.datasets.transforms.loading as loading
-from coupleface.datasets.mx_face_dataset import (
-    MXFaceDataset,
-    read_property_file,
-    write_insightface_rec,
-)
-from coupleface.datasets.mx_record import (
-    IRHeader,
-    MXIndexedRecordIO,
-    MXIndexedRecordIOWriter,
-    pack,
-    unpack,
-)
+from coupleface.datasets.mx_face_dataset import MXFaceDataset, read_property_file
+from coupleface.datasets.mx_record import MXIndexedRecordIO
+from coupleface.datasets.mx_record_codec import IRHeader, pack, unpack
+from coupleface.datasets.mx_record_writer import MXIndexedRecordIOWriter, write_insightface_rec
 from coupleface.datasets.transforms import ImageDecodeError, LoadFaceImage, PackFaceInputs
 from coupleface.registry import DATASETS
 

@@ -19,8 +19,10 @@ from torch import nn
 
 from coupleface.datasets.bin_io import BinFormatError, UnsafeFileError, read_bin, write_bin
 from coupleface.datasets.ijb import IJBDataset, IJBFormatError
-from coupleface.datasets.mx_face_dataset import MXFaceDataset, write_insightface_rec
-from coupleface.datasets.mx_record import MXIndexedRecordIO, RecordIOError
+from coupleface.datasets.mx_face_dataset import MXFaceDataset
+from coupleface.datasets.mx_record import MXIndexedRecordIO
+from coupleface.datasets.mx_record_codec import RecordIOError
+from coupleface.datasets.mx_record_writer import write_insightface_rec
 from coupleface.datasets.samplers import RelationSampler
 from coupleface.datasets.transforms import ImageDecodeError, LoadFaceImage, PackFaceInputs
 from coupleface.engine.hooks import ConfigCheckHook

@@ -16,15 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coupleface.datasets.bin_io import BinFormatError, UnsafeFileError, read_bin
-from coupleface.datasets.mx_record import (
-    IRHeader,
-    MXIndexedRecordIO,
-    MXIndexedRecordIOWriter,
-    RecordIOError,
-    _parse_idx,
-    pack,
-    unpack,
-)
+from coupleface.datasets.mx_record import MXIndexedRecordIO, _parse_idx
+from coupleface.datasets.mx_record_codec import IRHeader, RecordIOError, pack, unpack
+from coupleface.datasets.mx_record_writer import MXIndexedRecordIOWriter
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

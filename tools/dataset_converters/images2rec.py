@@ -82,7 +82,7 @@ def load_image_bytes(job: Tuple[int, str, str, int]) -> Tuple[int, bytes, Tuple[
 def convert(src_dir: str, out_prefix: str, quality: int = 95, encoding: str = 'jpg',
             workers: int = 1, progress: bool = True) -> dict:
     """Convert ``src_dir`` to ``out_prefix.rec/.idx`` + ``property``; return the summary."""
-    from coupleface.datasets.mx_face_dataset import write_insightface_rec
+    from coupleface.datasets.mx_record_writer import write_insightface_rec
 
     classes, items = list_image_folder(src_dir)
     jobs = [(label, path, encoding, quality) for label, path in items]

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..bin_io import write_bin
-from ..mx_face_dataset import write_insightface_rec
+from ..mx_record_writer import write_insightface_rec
 from .generator import SynthFacesConfig, get_identity_family, render_identity_jpeg
 from .identity import TAG_PAIRS
 
