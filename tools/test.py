@@ -76,7 +76,7 @@ def apply_mask_protocols(cfg, protocols) -> None:
     masks are drawn on the decoded, aligned face), so any recognizer config can be
     evaluated on masked pairs without a second config.
     """
-    from coupleface.datasets.transforms.protocol_mask import MASK_PROTOCOLS
+    from coupleface.datasets.mask_protocols import MASK_PROTOCOLS
 
     unknown = [p for p in protocols if p not in MASK_PROTOCOLS]
     if unknown:

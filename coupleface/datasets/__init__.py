@@ -3,6 +3,7 @@ from . import samplers, synthfaces, transforms  # noqa: F401
 from .bin_io import BinFormatError, UnsafeFileError, read_bin, write_bin
 from .ijb import IJB_META_KEYS, IJBDataset, IJBFormatError, ijb_meta_files, ijb_test_pipeline
 from .image_folder import ImageFolderFaceDataset
+from .mask_protocols import MASK_PROTOCOLS, masks_image, protocol_set_name, split_protocol_set_name
 from .mx_face_dataset import MXFaceDataset, read_property_file
 from .mx_record import MXIndexedRecordIO
 from .mx_record_codec import IRHeader, RecordIOError, pack, unpack
@@ -13,5 +14,6 @@ __all__ = [
     'IJB_META_KEYS', 'IJBDataset', 'IJBFormatError', 'ijb_meta_files', 'ijb_test_pipeline',
     'BinFormatError', 'IRHeader', 'ImageFolderFaceDataset', 'MXFaceDataset', 'MXIndexedRecordIO',
     'MXIndexedRecordIOWriter', 'RecordIOError', 'UnsafeFileError', 'VerificationBinDataset',
-    'pack', 'read_bin', 'read_property_file', 'unpack', 'write_bin', 'write_insightface_rec'
+    'pack', 'read_bin', 'read_property_file', 'unpack', 'write_bin', 'write_insightface_rec',
+    'MASK_PROTOCOLS', 'masks_image', 'protocol_set_name', 'split_protocol_set_name'
 ]

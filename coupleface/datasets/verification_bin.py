@@ -27,7 +27,7 @@ from mmengine.dataset import BaseDataset, force_full_init
 from coupleface.registry import DATASETS
 
 from .bin_io import read_bin
-from .transforms.protocol_mask import MASK_PROTOCOLS, protocol_set_name
+from .mask_protocols import MASK_PROTOCOLS, protocol_set_name
 
 
 @DATASETS.register_module()

@@ -48,7 +48,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from coupleface.datasets.transforms.protocol_mask import split_protocol_set_name
+from coupleface.datasets.mask_protocols import split_protocol_set_name
 
 from .functional import auc, eer, roc_curve, tar_at_far
 from .metrics.verification_metric import format_far, mfr_summary

@@ -48,13 +48,8 @@ def render_grid(size: int = 112, seed: int = 0, difficulty: float = 0.3, image_i
         R = number of shapes and C = 1 + colours + textures.
     """
     from coupleface.datasets.synthfaces.generator import render_identity_image
-    from coupleface.datasets.transforms.masking import (
-        MASK_COLORS,
-        MASK_SHAPES,
-        MASK_TEXTURES,
-        SyntheticMask,
-        draw_mask,
-    )
+    from coupleface.datasets.transforms.mask_render import MASK_SHAPES, MASK_TEXTURES, draw_mask
+    from coupleface.datasets.transforms.masking import MASK_COLORS, SyntheticMask
     from coupleface.utils.seeding import sample_rng
 
     cfg = dict(difficulty=difficulty, occlusion_prob=0.0)

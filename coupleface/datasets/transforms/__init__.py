@@ -12,19 +12,13 @@ from .alignment import AlignFace
 from .flip import RandomFaceFlip
 from .formatting import PackFaceInputs
 from .loading import ImageDecodeError, LoadFaceImage, decode_face_image
-from .masking import MASK_COLORS, MASK_SHAPES, MASK_TEXTURES, MaskSpec, SyntheticMask, draw_mask
-from .protocol_mask import (
-    MASK_PROTOCOLS,
-    ProtocolMask,
-    masks_image,
-    protocol_set_name,
-    split_protocol_set_name,
-)
+from .mask_render import MASK_SHAPES, MASK_TEXTURES, MaskSpec, draw_mask
+from .masking import MASK_COLORS, SyntheticMask
+from .protocol_mask import ProtocolMask
 
 __all__ = ['AlignFace', 'RandomFaceFlip', 'ImageDecodeError', 'LoadFaceImage',
            'PackFaceInputs', 'decode_face_image',
            'FaceAlbumentations', 'build_albumentations', 'MASK_COLORS', 'MASK_SHAPES',
            'MASK_TEXTURES', 'MaskSpec', 'SyntheticMask', 'draw_mask', 'get_augment_epoch',
            'get_augment_seed', 'sample_rng', 'set_augment_epoch', 'set_augment_seed',
-           'MASK_PROTOCOLS', 'ProtocolMask', 'masks_image', 'protocol_set_name',
-           'split_protocol_set_name']
+           'ProtocolMask']

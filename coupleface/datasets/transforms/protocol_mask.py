@@ -10,16 +10,18 @@ protocols here:
 * ``masked_masked``: both images wear a mask.
 
 :class:`~coupleface.datasets.VerificationBinDataset` lists each set once per protocol (set
-name ``name``, ``name@masked_unmasked``, ``name@masked_masked``; helpers
-:func:`protocol_set_name` / :func:`split_protocol_set_name`) and gives each item its
-``mask_protocol``; :class:`ProtocolMask`, placed after ``LoadFaceImage``, draws the masks.
+name ``name``, ``name@masked_unmasked``, ``name@masked_masked``; the naming helpers
+:func:`~coupleface.datasets.mask_protocols.protocol_set_name` /
+:func:`~coupleface.datasets.mask_protocols.split_protocol_set_name` live in
+:mod:`coupleface.datasets.mask_protocols`) and gives each item its ``mask_protocol``;
+:class:`ProtocolMask`, placed after ``LoadFaceImage``, draws the masks.
 Unlike training augmentation the masks never change between runs or epochs: they are drawn
 from a fixed seed and the image's (set, index), so the same image always gets the same mask
 in every protocol and every evaluation.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -27,71 +29,11 @@ from mmcv.transforms import BaseTransform
 from coupleface.registry import TRANSFORMS
 from coupleface.utils.seeding import salt_hash
 
-from .masking import MASK_SHAPES, Color, SyntheticMask, draw_mask
-
-#: The verification protocols, in their listing order.
-MASK_PROTOCOLS = ('clean', 'masked_unmasked', 'masked_masked')
+from ..mask_protocols import masks_image, split_protocol_set_name
+from .mask_render import MASK_SHAPES
+from .masking import Color, SyntheticMask
 
 _MASK64 = (1 << 64) - 1
-
-
-def protocol_set_name(name: str, protocol: str) -> str:
-    """The set name of a pair set under a protocol.
-
-    Args:
-        name (str): The base set name (e.g. ``'lfw'``).
-        protocol (str): One of :data:`MASK_PROTOCOLS`.
-
-    Returns:
-        str: ``name`` for ``'clean'``, else ``f'{name}@{protocol}'``.
-
-    Examples:
-        >>> protocol_set_name('lfw', 'masked_unmasked')
-        'lfw@masked_unmasked'
-    """
-    if protocol not in MASK_PROTOCOLS:
-        raise ValueError(f'unknown mask protocol {protocol!r}; known: {MASK_PROTOCOLS}')
-    return name if protocol == 'clean' else f'{name}@{protocol}'
-
-
-def split_protocol_set_name(set_name: str) -> Tuple[str, str]:
-    """Inverse of :func:`protocol_set_name`.
-
-    Args:
-        set_name (str): A set name as listed by the dataset.
-
-    Returns:
-        tuple[str, str]: ``(base set name, protocol)``; a name without a known
-        ``@protocol`` suffix is ``(set_name, 'clean')``.
-
-    Examples:
-        >>> split_protocol_set_name('lfw@masked_masked')
-        ('lfw', 'masked_masked')
-        >>> split_protocol_set_name('lfw')
-        ('lfw', 'clean')
-    """
-    base, sep, suffix = set_name.rpartition('@')
-    if sep and suffix in MASK_PROTOCOLS[1:]:
-        return base, suffix
-    return set_name, 'clean'
-
-
-def masks_image(protocol: str, sample_idx: int) -> bool:
-    """Whether an image of a pair set wears a mask under a protocol.
-
-    Args:
-        protocol (str): One of :data:`MASK_PROTOCOLS`.
-        sample_idx (int): The image's index in its set (pair ``i`` = images ``2i``, ``2i+1``).
-
-    Returns:
-        bool: False for ``clean``; True for the first image of each pair (even index) under
-        ``masked_unmasked``; True for every image under ``masked_masked``.
-    """
-    if protocol not in MASK_PROTOCOLS:
-        raise ValueError(f'unknown mask protocol {protocol!r}; known: {MASK_PROTOCOLS}')
-    if protocol == 'masked_masked':
-        return True
-    return protocol == 'masked_unmasked' and int(sample_idx) % 2 == 0
 
 
 @TRANSFORMS.register_module()
@@ -100,7 +42,8 @@ class ProtocolMask(BaseTransform):
 
     Reads ``mask_protocol`` (set by ``VerificationBinDataset(protocols=...)``; a sample
     without it is ``'clean'``) and ``sample_idx`` (the in-set index), and masks the image
-    when :func:`masks_image` says so, with :class:`~.masking.SyntheticMask`'s shapes drawn
+    when :func:`~coupleface.datasets.mask_protocols.masks_image` says so, with
+    :class:`~.masking.SyntheticMask`'s shapes drawn
     from ``default_rng([seed, 0, sample_idx, crc32(f'{seed_salt}/{base set name}')])``: the
     layout of :func:`~.seeding.sample_rng` at epoch 0, but with this transform's own ``seed``
     instead of the experiment's, so neither the runner's seed nor the epoch changes a mask.
@@ -115,7 +58,7 @@ class ProtocolMask(BaseTransform):
     Args:
         seed (int): The fixed seed of the masks. Defaults to 0.
         shapes (Sequence[str]): Mask shapes to draw from. Defaults to all of
-            :data:`~.masking.MASK_SHAPES`.
+            :data:`~.mask_render.MASK_SHAPES`.
         colors (Sequence, optional): Mask colours (see ``SyntheticMask``). Defaults to the
             whole palette.
         textures (bool | Sequence[str]): Printed textures allowed. Defaults to True.
@@ -150,17 +93,14 @@ class ProtocolMask(BaseTransform):
             raise KeyError('ProtocolMask needs "sample_idx" (the index in the pair set); '
                            'use it with VerificationBinDataset')
         sample_idx = int(results['sample_idx'])
-        mask = masks_image(protocol, sample_idx)
-        if mask:
+        spec = None
+        if masks_image(protocol, sample_idx):
             base = results.get('base_set_name')
             if base is None:
                 base = split_protocol_set_name(str(results.get('set_name', '')))[0]
             _, spec = self.masker.sample_spec(self._rng(sample_idx, base))
-            results['img'] = draw_mask(results['img'], spec, results.get('landmarks'))
-        results['masked'] = bool(results.get('masked', False)) or mask
-        return results
+        return self.masker.apply_spec(results, spec)
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(seed={self.seed}, shapes={self.masker.shapes}, '
-                f'colors={self.masker.colors}, textures={self.masker.textures}, '
+        return (f'{self.__class__.__name__}(seed={self.seed}, {self.masker.options_repr()}, '
                 f'seed_salt={self.seed_salt!r})')

@@ -22,7 +22,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
-from coupleface.datasets.transforms.protocol_mask import (
+from coupleface.datasets.mask_protocols import (
     MASK_PROTOCOLS,
     masks_image,
     split_protocol_set_name,

@@ -4,15 +4,13 @@ import numpy as np
 import pytest
 
 from coupleface.datasets import VerificationBinDataset, write_bin
+from coupleface.datasets.mask_protocols import MASK_PROTOCOLS, protocol_set_name
 from coupleface.datasets.transforms import (
-    MASK_PROTOCOLS,
     PackFaceInputs,
     ProtocolMask,
-    masks_image,
-    protocol_set_name,
+    SyntheticMask,
     set_augment_epoch,
     set_augment_seed,
-    split_protocol_set_name,
 )
 from coupleface.registry import TRANSFORMS
 
@@ -139,10 +137,8 @@ def test_transform_on_plain_results_and_packing():
         t(dict(img=img, mask_protocol='masked_masked'))
 
 
-def test_protocol_name_helpers():
-    for base in ('lfw', 'a@b'):
-        for p in MASK_PROTOCOLS:
-            assert split_protocol_set_name(protocol_set_name(base, p)) == (base, p)
-    assert split_protocol_set_name('x@clean') == ('x@clean', 'clean')
-    assert [masks_image(p, i) for p in MASK_PROTOCOLS for i in (0, 1)] == [
-        False, False, True, False, True, True]
+def test_repr_names_the_options():
+    t = ProtocolMask(seed=3, shapes=('n95',), colors=('white',), textures=False)
+    options = SyntheticMask(shapes=('n95',), colors=('white',), textures=False).options_repr()
+    assert repr(t) == f"ProtocolMask(seed=3, {options}, seed_salt='protocol_mask')"
+    assert options == "shapes=('n95',), colors=('white',), textures=()"

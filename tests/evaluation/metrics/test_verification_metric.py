@@ -257,7 +257,7 @@ def test_masked_protocol_without_protocol_mask_is_an_error():
                                          r"should wear a mask.*ProtocolMask"):
         _metric(meta).compute_metrics(_process(flagged, meta))
     # masked as the protocols say: fine (odd images of masked_unmasked stay clean)
-    from coupleface.datasets.transforms import masks_image, split_protocol_set_name
+    from coupleface.datasets.mask_protocols import masks_image, split_protocol_set_name
     flagged = [dict(s, masked=masks_image(split_protocol_set_name(s['set_name'])[1],
                                           s['sample_idx'])) for s in samples]
     res = _metric(meta).compute_metrics(_process(flagged, meta))
