@@ -20,9 +20,10 @@ from .writers import (
     write_image_folder,
 )
 
-__all__ = [
-    'SYNTHFACES_VERSION', 'SynthFacesConfig', 'SynthIdentity', 'get_identity',
-    'get_identity_family', 'render_identity_image', 'render_identity_jpeg', 'PairSet',
-    'plan_pairs', 'make_pair_set', 'make_worker_pool', 'write_image_folder', 'VAL_ID_OFFSET',
-    'TEST_ID_OFFSET', 'ALL_PAIRS_VAL_ID_OFFSET', 'ALL_PAIRS_TEST_ID_OFFSET'
-]
+# the generator: identities and their images
+__all__ = ['SYNTHFACES_VERSION', 'SynthFacesConfig', 'SynthIdentity', 'get_identity',
+           'get_identity_family', 'render_identity_image', 'render_identity_jpeg']
+# the writers: pair sets, record files, image folders and the identity ranges of the splits
+__all__ += ['PairSet', 'plan_pairs', 'make_pair_set', 'make_worker_pool', 'write_image_folder',
+            'VAL_ID_OFFSET', 'TEST_ID_OFFSET', 'ALL_PAIRS_VAL_ID_OFFSET',
+            'ALL_PAIRS_TEST_ID_OFFSET']
