@@ -86,9 +86,12 @@ if __name__ == '__main__':
         package_data={'coupleface': ['.mim/**/*', '.mim/*']},
         install_requires=parse_requirements('requirements/runtime.txt'),
         extras_require={
-            'all': parse_requirements('requirements.txt'),
+            'all': parse_requirements('requirements.txt') + parse_requirements(
+                'requirements/albu.txt'),
             'tests': parse_requirements('requirements/tests.txt'),
-            'optional': parse_requirements('requirements/optional.txt'),
+            'albu': parse_requirements('requirements/albu.txt'),
+            'onnx': parse_requirements('requirements/onnx.txt'),
+            'tensorboard': parse_requirements('requirements/tensorboard.txt'),
             'mim': parse_requirements('requirements/mminstall.txt'),
         },
         zip_safe=False,

@@ -13,6 +13,10 @@ os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 # mmcv-lite has no compiled ops; we use none, so its import warning is noise.
 warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
+from .utils.dependencies import check_openmmlab  # noqa: E402
+
+check_openmmlab()  # before anything imports mmcv: a missing one gets the install line
+
 from .utils.checkpoint import install_atomic_checkpoint_saving, install_safe_checkpoint_loading  # noqa: E402
 from .utils.config_scope import install_config_scope  # noqa: E402
 from .version import __version__  # noqa: E402

@@ -26,6 +26,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from coupleface.registry import TRANSFORMS
+from coupleface.utils.dependencies import require_extra
 from coupleface.utils.seeding import sample_rng
 
 
@@ -33,8 +34,7 @@ def _albumentations():
     # albumentations asks PyPI for a newer version on import (up to 2 s, in every
     # DataLoader worker that imports it first) unless told not to.
     os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
-    import albumentations
-    return albumentations
+    return require_extra('albu', 'FaceAlbumentations')
 
 
 def build_albumentations(cfg: Dict[str, Any]):
