@@ -9,6 +9,7 @@
 #       configs/adadistill/mobilefacenet_adadistill-iresnet100_8xb128_ms1mv2.py 8 \
 #       --cfg-options model.teacher.checkpoint=PATH
 _base_ = [
+    '../_base_/models/distiller_mobilefacenet-iresnet100.py',
     '../_base_/datasets/ms1mv2.py',
     '../_base_/schedules/ms1m_40e_mbf.py',
     '../_base_/default_runtime.py',
@@ -16,20 +17,10 @@ _base_ = [
 
 teacher_checkpoint = 'checkpoints/ms1mv2_arcface_r100_fp16/backbone.pth'
 model = dict(
-    type='CoupleFaceDistiller',
-    data_preprocessor=dict(type='FaceDataPreprocessor'),
-    # the head works in the teacher's embedding space: the student embeds at 512 too
+    # the head works in the teacher's embedding space: the student embeds at 512 too, so the
+    # base's connector=None stays
     student=dict(
-        type='FaceRecognizer',
-        backbone=dict(type='MobileFaceNet', input_size=112, embedding_size=512),
-        head=dict(type='AdaDistillHead', num_classes={{_base_.num_classes}}, in_channels=512,
-                  scale=64.0, margin=0.5, alpha='adaptive'),
-        flip_test=True),
-    # frozen, in eval mode, never saved in student checkpoints (only its path and sha256)
-    teacher=dict(
-        model=dict(type='FaceRecognizer',
-                   backbone=dict(type='IResNet', arch=100, input_size=112,
-                                 embedding_size=512)),
-        checkpoint=teacher_checkpoint),
-    connector=None,
+        head=dict(_delete_=True, type='AdaDistillHead', num_classes={{_base_.num_classes}},
+                  in_channels=512, scale=64.0, margin=0.5, alpha='adaptive')),
+    teacher=dict(checkpoint=teacher_checkpoint),
 )

@@ -7,29 +7,18 @@
 #   bash tools/dist_train.sh configs/ekd/mobilefacenet_ekd-iresnet100_8xb128_ms1mv2.py 8 \
 #       --cfg-options model.teacher.checkpoint=PATH
 _base_ = [
+    '../_base_/models/distiller_mobilefacenet-iresnet100.py',
     '../_base_/datasets/ms1mv2.py',
     '../_base_/schedules/ms1m_40e_mbf.py',
     '../_base_/default_runtime.py',
 ]
 
 teacher_checkpoint = 'checkpoints/ms1mv2_arcface_r100_fp16/backbone.pth'
+# both embeddings are 512-d (the base's connector=None): the ranked relations are the
+# student's own
 model = dict(
-    type='CoupleFaceDistiller',
-    data_preprocessor=dict(type='FaceDataPreprocessor'),
-    student=dict(
-        type='FaceRecognizer',
-        backbone=dict(type='MobileFaceNet', input_size=112, embedding_size=512),
-        head=dict(type='ArcFaceHead', num_classes={{_base_.num_classes}}, in_channels=512,
-                  scale=64.0, margin=0.5),
-        flip_test=True),
-    # frozen, in eval mode, never saved in student checkpoints (only its path and sha256)
-    teacher=dict(
-        model=dict(type='FaceRecognizer',
-                   backbone=dict(type='IResNet', arch=100, input_size=112,
-                                 embedding_size=512)),
-        checkpoint=teacher_checkpoint),
-    # both embeddings are 512-d: the ranked relations are the student's own
-    connector=None,
+    student=dict(head=dict(num_classes={{_base_.num_classes}})),
+    teacher=dict(checkpoint=teacher_checkpoint),
     # logged as loss_ekd; 1024 x 1023 ordered negative pairs per step, so FAR 1e-4 is ~100
     # pairs above the threshold; weight of the SynthFaces config, not tuned on MS1M
     extra_losses=dict(

@@ -5,29 +5,18 @@
 # of configs/arcface/iresnet100_8xb128_ms1mv3.py:
 #   bash tools/dist_train.sh configs/fcd/mobilefacenet_fcd-iresnet100_8xb128_ms1mv3.py 8 \
 #       --cfg-options model.teacher.checkpoint=PATH
-_base_ = ['../arcface/mobilefacenet_8xb128_ms1mv3.py']
+_base_ = [
+    '../_base_/models/distiller_mobilefacenet-iresnet100.py',
+    '../_base_/datasets/ms1mv3.py',
+    '../_base_/schedules/ms1m_40e_mbf.py',
+    '../_base_/default_runtime.py',
+]
 
 teacher_checkpoint = 'checkpoints/ms1mv3_arcface_r100_fp16/backbone.pth'
 model = dict(
-    _delete_=True,
-    type='CoupleFaceDistiller',
-    data_preprocessor=dict(type='FaceDataPreprocessor'),
     # the student: the configs/arcface MobileFaceNet baseline, same head over 93,431 classes
-    student=dict(
-        type='FaceRecognizer',
-        backbone=dict(type='MobileFaceNet', input_size=112, embedding_size=512),
-        head=dict(type='ArcFaceHead', num_classes={{_base_.num_classes}}, in_channels=512,
-                  scale=64.0, margin=0.5),
-        flip_test=True),
-    # frozen, in eval mode, never saved in student checkpoints (only its path and sha256)
-    teacher=dict(
-        model=dict(type='FaceRecognizer',
-                   backbone=dict(type='IResNet', arch=100, input_size=112,
-                                 embedding_size=512)),
-        checkpoint=teacher_checkpoint),
-    # both embeddings are 512-d, so no connector; a student of another size needs
-    # connector=dict(type='LinearConnector', in_channels=d, out_channels=512)
-    connector=None,
+    student=dict(head=dict(num_classes={{_base_.num_classes}})),
+    teacher=dict(checkpoint=teacher_checkpoint),
     # l2 between L2-normalised embeddings (2 - 2 cos); the weight chosen on the SynthFaces
     # validation pairs (10 -> 100 there lifted all-pairs TAR@1e-3 by 20 points), not tuned on
     # MS1M

@@ -57,14 +57,10 @@ class ImageFolderFaceDataset(BaseDataset):
         **kwargs: Other :class:`mmengine.dataset.BaseDataset` arguments.
 
     Examples:
-        >>> train_dataloader = dict(
-        ...     batch_size=128,
-        ...     sampler=dict(type='DefaultSampler', shuffle=True),
-        ...     dataset=dict(
-        ...         type='ImageFolderFaceDataset',
-        ...         data_root='data/synthfaces/train',
-        ...         pipeline=[dict(type='LoadFaceImage'), dict(type='RandomFlip', prob=0.5),
-        ...                   dict(type='PackFaceInputs')]))
+        >>> # the dataset of a train_dataloader
+        >>> dataset = dict(type='ImageFolderFaceDataset', data_root='data/synthfaces/train',
+        ...                pipeline=[dict(type='LoadFaceImage'), dict(type='RandomFlip', prob=0.5),
+        ...                          dict(type='PackFaceInputs')])
     """
 
     CACHE_NAME = '.coupleface_filelist.json'

@@ -64,25 +64,14 @@ class VerificationBinDataset(BaseDataset):
             (``metainfo``, ``indices``, ``serialize_data``).
 
     Examples:
-        >>> val_dataloader = dict(
-        ...     batch_size=64,
-        ...     sampler=dict(type='DefaultSampler', shuffle=False),
-        ...     dataset=dict(
-        ...         type='VerificationBinDataset',
-        ...         data_root='data/faces_emore',
-        ...         ann_files=['lfw.bin', 'cfp_fp.bin', 'agedb_30.bin'],
-        ...         pipeline=[dict(type='LoadFaceImage'), dict(type='PackFaceInputs')]))
-        >>> # masked-face protocols (sets lfw and lfw@masked_unmasked)
-        >>> test_dataloader = dict(
-        ...     batch_size=64,
-        ...     sampler=dict(type='DefaultSampler', shuffle=False),
-        ...     dataset=dict(
-        ...         type='VerificationBinDataset',
-        ...         data_root='data/faces_emore',
-        ...         ann_files=['lfw.bin'],
-        ...         protocols=('clean', 'masked_unmasked'),
-        ...         pipeline=[dict(type='LoadFaceImage'), dict(type='ProtocolMask'),
-        ...                   dict(type='PackFaceInputs')]))
+        >>> # the dataset of a val_dataloader (shuffle=False)
+        >>> dataset = dict(type='VerificationBinDataset', data_root='data/faces_emore',
+        ...                ann_files=['lfw.bin', 'cfp_fp.bin', 'agedb_30.bin'],
+        ...                pipeline=[dict(type='LoadFaceImage'), dict(type='PackFaceInputs')])
+        >>> # the same with the masked-face protocols (sets lfw and lfw@masked_unmasked)
+        >>> masked = dict(dataset, ann_files=['lfw.bin'], protocols=('clean', 'masked_unmasked'),
+        ...               pipeline=[dict(type='LoadFaceImage'), dict(type='ProtocolMask'),
+        ...                         dict(type='PackFaceInputs')])
     """
 
     def __init__(self,

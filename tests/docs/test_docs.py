@@ -121,10 +121,15 @@ def _package() -> Tuple[Dict[str, str], Dict[str, ast.ClassDef], set]:
     return registered, classes, names
 
 
-def _init_params(cls: ast.ClassDef) -> Dict[str, object]:
-    """``{name: default source or None (required)}`` of the class's ``__init__``."""
+def _init_params(cls: ast.ClassDef, classes: Dict[str, ast.ClassDef]) -> Dict[str, object]:
+    """``{name: default source or None (required)}`` of the class's ``__init__``, or of the
+    ``__init__`` it inherits from a base class of the package."""
     init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == '__init__'),
                 None)
+    if init is None:
+        bases = [b.id for b in cls.bases if isinstance(b, ast.Name) and b.id in classes]
+        if bases:
+            return _init_params(classes[bases[0]], classes)
     assert init is not None, f'{cls.name} has no __init__'
     args = init.args
     positional = args.posonlyargs + args.args
@@ -242,7 +247,7 @@ def test_config_key_tables_match_signatures():
         if name not in classes:
             problems.append(f'{name}: no such class')
             continue
-        params = _init_params(classes[name])
+        params = _init_params(classes[name], classes)
         documented = dict(rows)
         if len(documented) != len(rows):
             problems.append(f'{name}: a key is listed twice')

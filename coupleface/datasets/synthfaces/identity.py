@@ -33,46 +33,28 @@ _BLOTCHES = 4
 
 #: (name, low, high) of every coordinate of an identity vector, in 112-px units.
 PARAM_RANGES: Tuple[Tuple[str, float, float], ...] = (
-    ('face_half_width', 36.0, 45.0),
-    ('face_half_height', 45.0, 53.0),
-    ('face_center_y', 58.0, 63.0),
-    ('jaw', 0.55, 0.9),
-    ('chin_power', 1.0, 3.0),
-    ('skin_tone', 0.0, 1.0),
-    ('skin_red', -1.0, 1.0),
-    ('skin_yellow', -1.0, 1.0),
-    ('eye_spacing', -3.0, 3.0),
-    ('eye_height', -2.5, 2.5),
-    ('eye_half_width', 5.5, 8.0),
-    ('eye_half_height', 2.6, 4.0),
-    ('eye_tilt', -8.0, 8.0),
-    ('iris_radius', 2.4, 3.4),
-    ('eye_colour', 0.0, 1.0),
-    ('eye_shade', -1.0, 1.0),
-    ('brow_gap', 7.0, 11.0),
-    ('brow_arch', 0.0, 4.0),
-    ('brow_thickness', 1.4, 3.6),
-    ('brow_tilt', -2.0, 2.0),
-    ('brow_length', 0.9, 1.4),
-    ('nose_length', -3.0, 3.0),
-    ('nose_width', 7.0, 12.0),
-    ('mouth_height', -3.0, 3.0),
-    ('mouth_width', -3.0, 3.0),
-    ('upper_lip', 1.8, 4.0),
-    ('lower_lip', 2.4, 5.2),
-    ('lip_red', 0.3, 0.7),
-    ('smile', -1.0, 1.2),
-    ('hair_style', 0.0, 1.0),
-    ('hair_colour', 0.0, 1.0),
-    ('hair_shade', -1.0, 1.0),
-    ('hairline', 20.0, 32.0),
-    ('hair_part', -1.0, 1.0),
-    ('ear_size', 0.8, 1.25),
-    ('facial_hair', 0.0, 1.0),
-    ('freckles', 0.0, 1.0),
-    ('mole', 0.0, 1.0),
-    ('mole_x', -1.0, 1.0),
-    ('mole_y', -1.0, 1.0),
+    # face outline
+    ('face_half_width', 36.0, 45.0), ('face_half_height', 45.0, 53.0),
+    ('face_center_y', 58.0, 63.0), ('jaw', 0.55, 0.9), ('chin_power', 1.0, 3.0),
+    # skin colour
+    ('skin_tone', 0.0, 1.0), ('skin_red', -1.0, 1.0), ('skin_yellow', -1.0, 1.0),
+    # eyes: placement, shape, iris
+    ('eye_spacing', -3.0, 3.0), ('eye_height', -2.5, 2.5),
+    ('eye_half_width', 5.5, 8.0), ('eye_half_height', 2.6, 4.0), ('eye_tilt', -8.0, 8.0),
+    ('iris_radius', 2.4, 3.4), ('eye_colour', 0.0, 1.0), ('eye_shade', -1.0, 1.0),
+    # brows
+    ('brow_gap', 7.0, 11.0), ('brow_arch', 0.0, 4.0), ('brow_thickness', 1.4, 3.6),
+    ('brow_tilt', -2.0, 2.0), ('brow_length', 0.9, 1.4),
+    # nose and mouth
+    ('nose_length', -3.0, 3.0), ('nose_width', 7.0, 12.0),
+    ('mouth_height', -3.0, 3.0), ('mouth_width', -3.0, 3.0), ('upper_lip', 1.8, 4.0),
+    ('lower_lip', 2.4, 5.2), ('lip_red', 0.3, 0.7), ('smile', -1.0, 1.2),
+    # hair, ears, facial hair
+    ('hair_style', 0.0, 1.0), ('hair_colour', 0.0, 1.0), ('hair_shade', -1.0, 1.0),
+    ('hairline', 20.0, 32.0), ('hair_part', -1.0, 1.0),
+    ('ear_size', 0.8, 1.25), ('facial_hair', 0.0, 1.0),
+    # skin marks
+    ('freckles', 0.0, 1.0), ('mole', 0.0, 1.0), ('mole_x', -1.0, 1.0), ('mole_y', -1.0, 1.0),
 ) + tuple(
     item for j in range(_BLOTCHES) for item in (
         (f'blotch{j}_x', -1.0, 1.0), (f'blotch{j}_y', -1.0, 1.0),

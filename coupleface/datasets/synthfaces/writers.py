@@ -161,22 +161,11 @@ def write_record_file(out_prefix: str, num_identities: int, images_per_identity:
     ``id_offset + i`` gets label ``i``, its images are records in image-id
     order, so sample ``k`` is the same image as in :func:`write_image_folder`
     of the same arguments (the JPEG bytes are identical). Both files appear
-    under their final names only once complete.
+    under their final names only once complete. The arguments after ``out_prefix`` are
+    those of :func:`write_image_folder` and return the same count.
 
     Args:
         out_prefix (str): Output path without extension, e.g. ``data/synthfaces/train``.
-        num_identities (int): Number of identities.
-        images_per_identity (int): Images per identity (image ids 0..n-1).
-        seed (int): World seed. Defaults to 0.
-        size (int | tuple[int, int]): Image side or ``(height, width)``.
-        cfg (SynthFacesConfig | dict, optional): Difficulty.
-        id_offset (int): First identity id. Defaults to 0.
-        workers (int | Pool): Processes (1 = in this process), or a pool from
-            :func:`make_worker_pool` to reuse. Defaults to 1.
-        progress (bool): Show a tqdm progress bar. Defaults to True.
-
-    Returns:
-        int: Number of images written.
     """
     cfg = _checked_training_args(num_identities, images_per_identity, cfg)
     tasks = [(id_offset + i, images_per_identity, seed, size, cfg)

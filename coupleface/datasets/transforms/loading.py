@@ -15,6 +15,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 
 from coupleface.registry import TRANSFORMS
+from coupleface.utils.validation import check_int
 
 
 class ImageDecodeError(ValueError):
@@ -97,13 +98,10 @@ class LoadFaceImage(BaseTransform):
         if on_error not in ('raise', 'skip'):
             raise ValueError(f"LoadFaceImage: on_error must be 'raise' or 'skip', "
                              f'got {on_error!r}')
-        if not isinstance(max_failures, int) or max_failures < 0:
-            raise ValueError(f'LoadFaceImage: max_failures must be an int >= 0, '
-                             f'got {max_failures!r}')
+        self.max_failures = check_int(max_failures, 'max_failures', owner='LoadFaceImage')
         self.size = size
         self.interpolation = interpolation
         self.on_error = on_error
-        self.max_failures = max_failures
         self.num_failures = 0  # in this process (workers hold their own copy)
 
     @staticmethod

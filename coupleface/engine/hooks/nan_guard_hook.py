@@ -28,6 +28,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from coupleface.registry import HOOKS
+from coupleface.utils.validation import check_int
 
 DATA_BATCH = Optional[Any]
 
@@ -117,12 +118,9 @@ class NanGuardHook(Hook):
 
     def __init__(self, check_grad_norm: bool = True, check_weights: bool = True,
                  max_amp_skips: int = 100, sync_ranks: bool = True) -> None:
-        if not isinstance(max_amp_skips, int) or max_amp_skips < 0:
-            raise ValueError(f'NanGuardHook: max_amp_skips must be an int >= 0, '
-                             f'got {max_amp_skips!r}')
+        self.max_amp_skips = check_int(max_amp_skips, 'max_amp_skips', owner='NanGuardHook')
         self.check_grad_norm = check_grad_norm
         self.check_weights = check_weights
-        self.max_amp_skips = max_amp_skips
         self.sync_ranks = sync_ranks
         self.amp_skips = 0  # consecutive skipped AMP steps
         self.total_amp_skips = 0

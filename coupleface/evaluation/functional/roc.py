@@ -66,11 +66,8 @@ def roc_curve(scores: Any, issame: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def auc(scores: Any, issame: Any) -> float:
-    """Area under the ROC curve (trapezoidal, ties count one half).
-
-    Args:
-        scores (array-like): ``P`` pair similarities.
-        issame (array-like): ``P`` booleans, True for a genuine pair.
+    """Area under the ROC curve (trapezoidal, ties count one half) of the pairs
+    ``scores``, ``issame`` as :func:`roc_curve` takes them.
 
     Returns:
         float: the AUC in ``[0, 1]``.
@@ -80,11 +77,8 @@ def auc(scores: Any, issame: Any) -> float:
 
 
 def eer(scores: Any, issame: Any) -> float:
-    """Equal error rate: where the ROC crosses ``FAR = FRR = 1 - TAR``.
-
-    Args:
-        scores (array-like): ``P`` pair similarities.
-        issame (array-like): ``P`` booleans, True for a genuine pair.
+    """Equal error rate: where the ROC of ``scores``, ``issame`` (as :func:`roc_curve`
+    takes them) crosses ``FAR = FRR = 1 - TAR``.
 
     Returns:
         float: the EER in ``[0, 1]``.

@@ -27,32 +27,28 @@ from .input_size import stride2_output_size as _stride2_output_size
 class ConvBlock(nn.Module):
     """Conv (no bias) → BN → PReLU, held in ``layers`` as insightface does."""
 
+    #: Whether ``layers`` ends with a PReLU (``layers.2``).
+    activate: bool = True
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size=1, stride=1, padding=0,
                  groups: int = 1) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
+        layers = [
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups,
                       bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.PReLU(out_channels))
+            nn.BatchNorm2d(out_channels)]
+        if self.activate:
+            layers.append(nn.PReLU(out_channels))
+        self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
 
-class LinearBlock(nn.Module):
+class LinearBlock(ConvBlock):
     """Conv (no bias) → BN without activation (a linear bottleneck projection)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=1, stride=1, padding=0,
-                 groups: int = 1) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups,
-                      bias=False),
-            nn.BatchNorm2d(out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+    activate = False
 
 
 class DepthWise(nn.Module):

@@ -60,34 +60,30 @@ class AdaDistillHead(ArcFaceHead):
     See the module docstring for the update rule and our reading of the paper.
 
     Args:
-        num_classes: Number of identities, at least 2.
+        num_classes: As :class:`MarginHead`.
         in_channels: Embedding size: the teacher's (the student must embed at it).
-        margin: ArcFace angular margin ``m`` in radians. Defaults to 0.5.
-        easy_margin: ArcFace's easy margin.
-        scale: Logit scale ``s``. Defaults to 64.0.
+        margin: As :class:`ArcFaceHead`.
+        easy_margin: As :class:`ArcFaceHead`.
+        scale: As :class:`MarginHead`.
         alpha: ``'adaptive'`` (default, ``α = cos(ŝ, t̂) · cos(W_y, t̂)``),
             ``'student_teacher'`` (``α = cos(ŝ, t̂)``) or ``'fixed'`` (``α = momentum``).
         momentum: ``α`` of ``alpha='fixed'``, in [0, 1). Defaults to 0.9.
-        label_smoothing: Label smoothing of the cross entropy.
-        loss_weight: Weight of ``loss_cls``.
-        init_cfg: Initialisation config (class centers N(0, 0.01^2), which the first
-            update all but replaces by the teacher embedding).
+        label_smoothing: As :class:`MarginHead`.
+        loss_weight: As :class:`MarginHead`.
+        init_cfg: As :class:`MarginHead` (the first update all but replaces those
+            centers by the teacher embedding).
 
     Examples:
         >>> # the student head of a CoupleFaceDistiller; student and teacher embed at 256
-        >>> head = dict(
-        ...     type='AdaDistillHead',
-        ...     num_classes=500,
-        ...     in_channels=256,
-        ...     margin=0.5,
-        ...     scale=64.0,
-        ...     alpha='adaptive')
+        >>> head = dict(type='AdaDistillHead', num_classes=500, in_channels=256, margin=0.5,
+        ...             alpha='adaptive')
     """
 
     #: ``CoupleFaceDistiller`` calls ``loss(feats, labels, teacher=...)`` for such heads.
     uses_teacher_embeddings: bool = True
     #: Lower clamp of ``λ`` and ``α`` (as the authors).
     alpha_eps: float = 1e-6
+    hparam_ranges = {**ArcFaceHead.hparam_ranges, 'momentum': 'in [0, 1)'}
 
     def __init__(self, num_classes: int, in_channels: int, margin: float = 0.5,
                  easy_margin: bool = False, scale: float = 64.0, alpha: str = 'adaptive',
@@ -100,10 +96,8 @@ class AdaDistillHead(ArcFaceHead):
                          loss_weight=loss_weight, init_cfg=init_cfg)
         if alpha not in _ALPHAS:
             raise ValueError(f'alpha must be one of {_ALPHAS}, got {alpha!r}')
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f'momentum must be in [0, 1), got {momentum}')
         self.alpha = alpha
-        self.momentum = float(momentum)
+        self.set_hparams(momentum=momentum)
         # centers follow the teacher by the update rule only: no gradient, no optimizer step
         self.weight.requires_grad_(False)
 

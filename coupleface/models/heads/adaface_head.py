@@ -37,43 +37,28 @@ class AdaFaceHead(MarginHead):
     ``acos``). Norm statistics are over the local batch.
 
     Args:
-        num_classes: Number of identities, at least 2.
-        in_channels: Embedding size.
+        num_classes: As :class:`MarginHead`.
+        in_channels: As :class:`MarginHead`.
         margin: Margin ``m``, >= 0. Defaults to 0.4.
         h: Concentration ``h`` of the margin scaler, >= 0. Defaults to 0.333.
         t_alpha: EMA momentum of the norm statistics, in [0, 1]. Defaults to 0.01.
-        scale: Logit scale ``s``. Defaults to 64.0.
-        label_smoothing: Label smoothing of the cross entropy.
-        loss_weight: Weight of ``loss_cls``.
-        init_cfg: Initialisation config (class centers N(0, 0.01^2)).
+        **kwargs: ``scale``, ``label_smoothing``, ``loss_weight`` and ``init_cfg`` of
+            :class:`MarginHead`.
 
     Examples:
-        >>> head = dict(
-        ...     type='AdaFaceHead',
-        ...     num_classes=85742,
-        ...     in_channels=512,
-        ...     margin=0.4,
-        ...     h=0.333,
-        ...     t_alpha=0.01,
-        ...     scale=64.0)
+        >>> head = dict(type='AdaFaceHead', num_classes=85742, in_channels=512, margin=0.4,
+        ...             h=0.333, t_alpha=0.01)
     """
 
     eps: float = 1e-3
+    hparam_ranges = {'margin': '>= 0', 'h': '>= 0', 't_alpha': 'in [0, 1]'}
     batch_mean: Tensor
     batch_std: Tensor
 
     def __init__(self, num_classes: int, in_channels: int, margin: float = 0.4,
                  h: float = 0.333, t_alpha: float = 0.01, **kwargs) -> None:
         super().__init__(num_classes, in_channels, **kwargs)
-        if not margin >= 0.0:
-            raise ValueError(f'margin must be >= 0, got {margin}')
-        if not h >= 0.0:
-            raise ValueError(f'h must be >= 0, got {h}')
-        if not 0.0 <= t_alpha <= 1.0:
-            raise ValueError(f't_alpha must be in [0, 1], got {t_alpha}')
-        self.margin = float(margin)
-        self.h = float(h)
-        self.t_alpha = float(t_alpha)
+        self.set_hparams(margin=margin, h=h, t_alpha=t_alpha)
         self.register_buffer('batch_mean', torch.full((1,), 20.0))
         self.register_buffer('batch_std', torch.full((1,), 100.0))
 

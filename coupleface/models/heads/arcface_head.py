@@ -28,30 +28,23 @@ class ArcFaceHead(MarginHead):
     where ``cos theta > 0`` and other positives keep ``cos theta``.
 
     Args:
-        num_classes: Number of identities, at least 2.
-        in_channels: Embedding size.
+        num_classes: As :class:`MarginHead`.
+        in_channels: As :class:`MarginHead`.
         margin: Angular margin ``m`` in radians, in [0, pi). Defaults to 0.5.
         easy_margin: Apply the margin only where ``cos theta > 0``.
-        scale: Logit scale ``s``. Defaults to 64.0.
-        label_smoothing: Label smoothing of the cross entropy.
-        loss_weight: Weight of ``loss_cls``.
-        init_cfg: Initialisation config (class centers N(0, 0.01^2)).
+        **kwargs: ``scale``, ``label_smoothing``, ``loss_weight`` and ``init_cfg`` of
+            :class:`MarginHead`.
 
     Examples:
-        >>> head = dict(
-        ...     type='ArcFaceHead',
-        ...     num_classes=85742,
-        ...     in_channels=512,
-        ...     margin=0.5,
-        ...     scale=64.0)
+        >>> head = dict(type='ArcFaceHead', num_classes=85742, in_channels=512, margin=0.5)
     """
+
+    hparam_ranges = {'margin': 'in [0, pi)'}
 
     def __init__(self, num_classes: int, in_channels: int, margin: float = 0.5,
                  easy_margin: bool = False, **kwargs) -> None:
         super().__init__(num_classes, in_channels, **kwargs)
-        if not 0.0 <= margin < math.pi:
-            raise ValueError(f'margin must be in [0, pi), got {margin}')
-        self.margin = float(margin)
+        self.set_hparams(margin=margin)
         self.easy_margin = bool(easy_margin)
         # insightface's names: `th` where theta + m reaches pi, `mm` the fallback margin.
         self.th = math.cos(math.pi - self.margin)

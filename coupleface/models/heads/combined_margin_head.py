@@ -31,35 +31,25 @@ class CombinedMarginHead(MarginHead):
     monotonic for the margins used in practice.
 
     Args:
-        num_classes: Number of identities, at least 2.
-        in_channels: Embedding size.
+        num_classes: As :class:`MarginHead`.
+        in_channels: As :class:`MarginHead`.
         m1: Multiplicative angular margin, > 0. Defaults to 1.0.
         m2: Additive angular margin in radians, in [0, pi). Defaults to 0.5.
         m3: Additive cosine margin, >= 0. Defaults to 0.0.
-        scale: Logit scale ``s``. Defaults to 64.0.
-        label_smoothing: Label smoothing of the cross entropy.
-        loss_weight: Weight of ``loss_cls``.
-        init_cfg: Initialisation config (class centers N(0, 0.01^2)).
+        **kwargs: ``scale``, ``label_smoothing``, ``loss_weight`` and ``init_cfg`` of
+            :class:`MarginHead`.
 
     Examples:
-        >>> head = dict(
-        ...     type='CombinedMarginHead',
-        ...     num_classes=85742,
-        ...     in_channels=512,
-        ...     m1=1.0, m2=0.3, m3=0.2,
-        ...     scale=64.0)
+        >>> head = dict(type='CombinedMarginHead', num_classes=85742, in_channels=512,
+        ...             m1=1.0, m2=0.3, m3=0.2)
     """
+
+    hparam_ranges = {'m1': '> 0', 'm2': 'in [0, pi)', 'm3': '>= 0'}
 
     def __init__(self, num_classes: int, in_channels: int, m1: float = 1.0,
                  m2: float = 0.5, m3: float = 0.0, **kwargs) -> None:
         super().__init__(num_classes, in_channels, **kwargs)
-        if not m1 > 0.0:
-            raise ValueError(f'm1 must be > 0, got {m1}')
-        if not 0.0 <= m2 < math.pi:
-            raise ValueError(f'm2 must be in [0, pi), got {m2}')
-        if not m3 >= 0.0:
-            raise ValueError(f'm3 must be >= 0, got {m3}')
-        self.m1, self.m2, self.m3 = float(m1), float(m2), float(m3)
+        self.set_hparams(m1=m1, m2=m2, m3=m3)
         theta0 = (math.pi - self.m2) / self.m1
         # Only margins that can push the angle past pi need the fallback.
         self.has_fallback = theta0 < math.pi

@@ -21,29 +21,22 @@ class CosFaceHead(MarginHead):
     The positive logit is ``s * (cos theta - m)``; the others ``s * cos theta``.
 
     Args:
-        num_classes: Number of identities, at least 2.
-        in_channels: Embedding size.
+        num_classes: As :class:`MarginHead`.
+        in_channels: As :class:`MarginHead`.
         margin: Cosine margin ``m``, >= 0. Defaults to 0.35.
-        scale: Logit scale ``s``. Defaults to 64.0.
-        label_smoothing: Label smoothing of the cross entropy.
-        loss_weight: Weight of ``loss_cls``.
-        init_cfg: Initialisation config (class centers N(0, 0.01^2)).
+        **kwargs: ``scale``, ``label_smoothing``, ``loss_weight`` and ``init_cfg`` of
+            :class:`MarginHead`.
 
     Examples:
-        >>> head = dict(
-        ...     type='CosFaceHead',
-        ...     num_classes=85742,
-        ...     in_channels=512,
-        ...     margin=0.35,
-        ...     scale=64.0)
+        >>> head = dict(type='CosFaceHead', num_classes=85742, in_channels=512, margin=0.35)
     """
+
+    hparam_ranges = {'margin': '>= 0'}
 
     def __init__(self, num_classes: int, in_channels: int, margin: float = 0.35,
                  **kwargs) -> None:
         super().__init__(num_classes, in_channels, **kwargs)
-        if not margin >= 0.0:
-            raise ValueError(f'margin must be >= 0, got {margin}')
-        self.margin = float(margin)
+        self.set_hparams(margin=margin)
 
     def _apply_margin(self, cos: Tensor, labels: Tensor,
                       norms: Optional[Tensor]) -> Tensor:

@@ -32,36 +32,25 @@ class CurricularFaceHead(MarginHead):
     columns (label -1) are left unchanged.
 
     Args:
-        num_classes: Number of identities, at least 2.
-        in_channels: Embedding size.
+        num_classes: As :class:`MarginHead`.
+        in_channels: As :class:`MarginHead`.
         margin: Angular margin ``m`` in radians, in [0, pi). Defaults to 0.5.
         momentum: EMA momentum of ``t``, in [0, 1]. Defaults to 0.01.
-        scale: Logit scale ``s``. Defaults to 64.0.
-        label_smoothing: Label smoothing of the cross entropy.
-        loss_weight: Weight of ``loss_cls``.
-        init_cfg: Initialisation config (class centers N(0, 0.01^2)).
+        **kwargs: ``scale``, ``label_smoothing``, ``loss_weight`` and ``init_cfg`` of
+            :class:`MarginHead`.
 
     Examples:
-        >>> head = dict(
-        ...     type='CurricularFaceHead',
-        ...     num_classes=85742,
-        ...     in_channels=512,
-        ...     margin=0.5,
-        ...     momentum=0.01,
-        ...     scale=64.0)
+        >>> head = dict(type='CurricularFaceHead', num_classes=85742, in_channels=512,
+        ...             margin=0.5, momentum=0.01)
     """
 
     t: Tensor
+    hparam_ranges = {'margin': 'in [0, pi)', 'momentum': 'in [0, 1]'}
 
     def __init__(self, num_classes: int, in_channels: int, margin: float = 0.5,
                  momentum: float = 0.01, **kwargs) -> None:
         super().__init__(num_classes, in_channels, **kwargs)
-        if not 0.0 <= margin < math.pi:
-            raise ValueError(f'margin must be in [0, pi), got {margin}')
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f'momentum must be in [0, 1], got {momentum}')
-        self.margin = float(margin)
-        self.momentum = float(momentum)
+        self.set_hparams(margin=margin, momentum=momentum)
         self.th = math.cos(math.pi - self.margin)
         self.mm = math.sin(math.pi - self.margin) * self.margin
         self.register_buffer('t', torch.zeros(1))

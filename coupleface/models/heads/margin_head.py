@@ -15,7 +15,8 @@ Gradients flow through the margin: nothing is changed in place under
 from __future__ import annotations
 
 import contextlib
-from typing import Dict, Optional
+import math
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -36,11 +37,25 @@ def upcast(x: Tensor) -> Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
+#: The ranges :meth:`MarginHead.check_range` knows, by the words of its error message.
+_RANGES: Dict[str, Callable[[float], bool]] = {
+    '> 0': lambda v: v > 0.0,
+    '>= 0': lambda v: v >= 0.0,
+    'in [0, 1]': lambda v: 0.0 <= v <= 1.0,
+    'in [0, 1)': lambda v: 0.0 <= v < 1.0,
+    'in [0, pi)': lambda v: 0.0 <= v < math.pi,
+}
+
+
 class MarginHead(BaseModule):
     """Base class of margin-softmax heads.
 
     Subclasses implement :meth:`_apply_margin` on an fp32 cosine matrix; this
-    class does the cosine, the scale, the loss and the argument checks.
+    class does the cosine, the scale, the loss and the argument checks
+    (a subclass declares its own in :attr:`hparam_ranges`). The arguments below are
+    every margin head's: a subclass takes ``num_classes`` and ``in_channels`` first,
+    then its margin arguments, and passes the others on as keyword arguments; its
+    docstring lists only its own.
 
     Args:
         num_classes: Number of identities (class centers), at least 2.
@@ -55,6 +70,8 @@ class MarginHead(BaseModule):
 
     #: Cosines are clamped to ``[-1 + eps, 1 - eps]`` before ``acos``.
     eps: float = 1e-7
+    #: A subclass's own float arguments and their ranges (see :meth:`set_hparams`).
+    hparam_ranges: Dict[str, str] = {}
 
     def __init__(self, num_classes: int, in_channels: int, scale: float = 64.0,
                  label_smoothing: float = 0.0, loss_weight: float = 1.0,
@@ -65,14 +82,10 @@ class MarginHead(BaseModule):
             raise ValueError(f'num_classes must be an integer >= 2, got {num_classes}')
         if int(in_channels) != in_channels or in_channels < 1:
             raise ValueError(f'in_channels must be a positive integer, got {in_channels}')
-        if not scale > 0:
-            raise ValueError(f'scale must be > 0, got {scale}')
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f'label_smoothing must be in [0, 1), got {label_smoothing}')
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)
-        self.scale = float(scale)
-        self.label_smoothing = float(label_smoothing)
+        self.scale = self.check_range('scale', scale, '> 0')
+        self.label_smoothing = self.check_range('label_smoothing', label_smoothing, 'in [0, 1)')
         self.loss_weight = float(loss_weight)
         self.weight = nn.Parameter(torch.empty(self.num_classes, self.in_channels))
         nn.init.normal_(self.weight, mean=0.0, std=0.01)
@@ -80,6 +93,29 @@ class MarginHead(BaseModule):
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, in_channels={self.in_channels}, '
                 f'scale={self.scale}')
+
+    @staticmethod
+    def check_range(name: str, value: float, valid: str) -> float:
+        """Return ``float(value)``, or raise if it is outside a hyper-parameter range.
+
+        Args:
+            name: The argument's name, for the message.
+            value: Its value.
+            valid: The range, one of ``'> 0'``, ``'>= 0'``, ``'in [0, 1]'``,
+                ``'in [0, 1)'``, ``'in [0, pi)'`` (NaN is outside all of them).
+
+        Raises:
+            ValueError: ``"{name} must be {valid}, got {value}"``.
+        """
+        if not _RANGES[valid](value):
+            raise ValueError(f'{name} must be {valid}, got {value}')
+        return float(value)
+
+    def set_hparams(self, **values: float) -> None:
+        """Check each value against its range in :attr:`hparam_ranges` (in the order
+        given) and store it as a float attribute of the same name."""
+        for name, value in values.items():
+            setattr(self, name, self.check_range(name, value, self.hparam_ranges[name]))
 
     # ------------------------------------------------------------------ maths
     def cosine(self, feats: Tensor) -> tuple[Tensor, Tensor]:

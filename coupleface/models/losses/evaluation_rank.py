@@ -42,13 +42,13 @@ import math
 from typing import Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coupleface.registry import MODELS
 from coupleface.utils.dist import all_gather_no_grad, all_gather_with_grad, get_dist_info
 
 from .feature_consistency import _all_reduce_sum, _no_autocast
+from .normalized_pair import normalized_pair
 
 _SELECTIONS = ('disagreement', 'teacher', 'all')
 
@@ -209,9 +209,8 @@ class EvaluationRankLoss(nn.Module):
             raise ValueError(f'labels must have shape ({student.shape[0]},), '
                              f'got {tuple(labels.shape)}')
         with _no_autocast(student.device):
-            dtype = torch.promote_types(student.dtype, torch.float32)
-            s = F.normalize(student.to(dtype), dim=1)
-            t = F.normalize(teacher.detach().to(dtype), dim=1)
+            s, t = normalized_pair(student, teacher)
+            dtype = s.dtype
             rank, world_size = get_dist_info()
             batch = s.shape[0]
             partners_s = all_gather_with_grad(s)  # B_global x D, gradient to every shard

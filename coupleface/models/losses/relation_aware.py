@@ -39,6 +39,7 @@ from coupleface.registry import MODELS
 from coupleface.utils.dist import all_gather_no_grad, all_gather_with_grad, get_dist_info
 
 from .feature_consistency import _all_reduce_sum, _no_autocast
+from .normalized_pair import normalized_pair
 
 _RELATIONS = ('cross', 'student')
 _DISTANCES = ('l2', 'l1', 'smooth_l1', 'kl')
@@ -165,9 +166,8 @@ class RelationAwareDistillationLoss(nn.Module):
         """
         self._check_inputs(student, teacher, labels, bank_teacher, bank_labels)
         with _no_autocast(student.device):
-            dtype = torch.promote_types(student.dtype, torch.float32)
-            s = F.normalize(student.to(dtype), dim=1)
-            t = F.normalize(teacher.detach().to(dtype), dim=1)
+            s, t = normalized_pair(student, teacher)
+            dtype = s.dtype
             rank, world_size = get_dist_info()
             batch = s.shape[0]
 

@@ -48,24 +48,22 @@ def pairwise_distances(emb: Tensor, eps: float = 1e-12) -> Tensor:
     return d2.sqrt() * off_diag
 
 
-@MODELS.register_module()
-class DistanceWiseRKD(nn.Module):
-    """Distance-wise RKD: match mean-normalised pairwise distances (local batch).
+class RKDLoss(nn.Module):
+    """What both RKD losses share: arguments, input checks, fp32 and the loss weight.
 
-    ``ψ_D(i, j) = ||e_i - e_j|| / μ`` with ``μ`` the mean off-diagonal distance of the
-    batch; the loss is the smooth L1 between the student's and the teacher's ``ψ_D``
-    averaged over the ``B x B`` matrix. The teacher is detached.
+    :meth:`forward` checks the pair, returns a zero (with gradient) for a batch smaller
+    than ``min_batch`` (no relation to match), and otherwise calls :meth:`relation_loss`
+    with autocast off on the embeddings in at least fp32, the teacher detached.
 
     Args:
         beta: Smooth L1 transition point. Defaults to 1.0 (Park et al.).
-        loss_weight: Multiplier of the loss. Defaults to 1.0 (the paper uses 25).
-
-    Examples:
-        >>> loss_rkd_d = dict(type='DistanceWiseRKD', loss_weight=25.0)
+        loss_weight: Multiplier of the loss. Defaults to 1.0.
     """
 
     #: The distiller passes identity labels to ``forward`` (explicit, not guessed).
     needs_labels = False
+    #: The smallest batch with a relation to match.
+    min_batch: int = 2
 
     def __init__(self, beta: float = 1.0, loss_weight: float = 1.0) -> None:
         super().__init__()
@@ -81,16 +79,37 @@ class DistanceWiseRKD(nn.Module):
             Tensor: The scalar loss (times ``loss_weight``).
         """
         _check_pair(student, teacher)
-        if student.shape[0] < 2:
+        if student.shape[0] < self.min_batch:
             return student.sum() * 0.0
         with _no_autocast(student.device):
-            with torch.no_grad():
-                d_t = pairwise_distances(_upcast(teacher.detach()))
-                d_t = d_t / self._off_diagonal_mean(d_t)
-            d_s = pairwise_distances(_upcast(student))
-            d_s = d_s / self._off_diagonal_mean(d_s)
-            loss = F.smooth_l1_loss(d_s, d_t.to(d_s.dtype), beta=self.beta)
+            loss = self.relation_loss(_upcast(student), _upcast(teacher.detach()))
         return loss * self.loss_weight
+
+    def relation_loss(self, s: Tensor, t: Tensor) -> Tensor:
+        """The unweighted loss of fp32 (or fp64) embeddings; ``t`` is detached."""
+        raise NotImplementedError
+
+
+@MODELS.register_module()
+class DistanceWiseRKD(RKDLoss):
+    """Distance-wise RKD: match mean-normalised pairwise distances (local batch).
+
+    ``ψ_D(i, j) = ||e_i - e_j|| / μ`` with ``μ`` the mean off-diagonal distance of the
+    batch; the loss is the smooth L1 between the student's and the teacher's ``ψ_D``
+    averaged over the ``B x B`` matrix. The teacher is detached. Arguments as
+    :class:`RKDLoss` (the paper's ``loss_weight`` is 25).
+
+    Examples:
+        >>> loss_rkd_d = dict(type='DistanceWiseRKD', loss_weight=25.0)
+    """
+
+    def relation_loss(self, s: Tensor, t: Tensor) -> Tensor:
+        with torch.no_grad():
+            d_t = pairwise_distances(t)
+            d_t = d_t / self._off_diagonal_mean(d_t)
+        d_s = pairwise_distances(s)
+        d_s = d_s / self._off_diagonal_mean(d_s)
+        return F.smooth_l1_loss(d_s, d_t.to(d_s.dtype), beta=self.beta)
 
     @staticmethod
     def _off_diagonal_mean(d: Tensor) -> Tensor:
@@ -99,7 +118,7 @@ class DistanceWiseRKD(nn.Module):
 
 
 @MODELS.register_module()
-class AngleWiseRKD(nn.Module):
+class AngleWiseRKD(RKDLoss):
     """Angle-wise RKD: match the cosines of the angles of all triplets (local batch).
 
     ``ψ_A(i, j, k) = <(e_j - e_i)/||e_j - e_i||, (e_k - e_i)/||e_k - e_i||>`` (the angle at
@@ -108,25 +127,22 @@ class AngleWiseRKD(nn.Module):
     ``O(chunk_size × B × max(B, D))`` rather than ``O(B^2 × D)``. The teacher is detached.
 
     Args:
-        beta: Smooth L1 transition point. Defaults to 1.0 (Park et al.).
+        beta: As :class:`RKDLoss`.
         chunk_size: Vertices processed at once. Defaults to 32.
-        loss_weight: Multiplier of the loss. Defaults to 1.0 (the paper uses 50).
+        loss_weight: As :class:`RKDLoss` (the paper uses 50).
 
     Examples:
         >>> loss_rkd_a = dict(type='AngleWiseRKD', loss_weight=50.0)
     """
 
-    #: The distiller passes identity labels to ``forward`` (explicit, not guessed).
-    needs_labels = False
+    min_batch = 3
 
     def __init__(self, beta: float = 1.0, chunk_size: int = 32,
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
+        super().__init__(beta=beta, loss_weight=loss_weight)
         if chunk_size < 1:
             raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
-        self.beta = float(beta)
         self.chunk_size = int(chunk_size)
-        self.loss_weight = float(loss_weight)
 
     @staticmethod
     def angles(emb: Tensor, vertices: slice) -> Tensor:
@@ -143,25 +159,13 @@ class AngleWiseRKD(nn.Module):
         diff = F.normalize(emb[None, :, :] - emb[vertices, None, :], p=2, dim=2)
         return diff @ diff.transpose(1, 2)
 
-    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        """Args:
-            student: ``B x d`` student embeddings.
-            teacher: ``B x D`` teacher embeddings.
-
-        Returns:
-            Tensor: The scalar loss (times ``loss_weight``).
-        """
-        _check_pair(student, teacher)
-        n = student.shape[0]
-        if n < 3:
-            return student.sum() * 0.0
-        with _no_autocast(student.device):
-            s, t = _upcast(student), _upcast(teacher.detach())
-            total = s.new_zeros(())
-            for start in range(0, n, self.chunk_size):
-                vertices = slice(start, min(start + self.chunk_size, n))
-                with torch.no_grad():
-                    a_t = self.angles(t, vertices).to(s.dtype)
-                a_s = self.angles(s, vertices)
-                total = total + F.smooth_l1_loss(a_s, a_t, reduction='sum', beta=self.beta)
-        return total / n ** 3 * self.loss_weight
+    def relation_loss(self, s: Tensor, t: Tensor) -> Tensor:
+        n = s.shape[0]
+        total = s.new_zeros(())
+        for start in range(0, n, self.chunk_size):
+            vertices = slice(start, min(start + self.chunk_size, n))
+            with torch.no_grad():
+                a_t = self.angles(t, vertices).to(s.dtype)
+            a_s = self.angles(s, vertices)
+            total = total + F.smooth_l1_loss(a_s, a_t, reduction='sum', beta=self.beta)
+        return total / n ** 3

@@ -19,6 +19,9 @@ from coupleface.registry import MODELS
 class EmbeddingNeck(BaseModule):
     """BN-Dropout-Flatten-FC-BN embedding layer on the last feature map of a backbone.
 
+    ``forward`` embeds the last feature map (a tensor, or the last of the backbone's tuple)
+    and returns ``(embedding,)``, ``B x embedding_size``, raw (not normalised).
+
     Args:
         in_channels (int): Channels of the last feature map.
         feat_size (int | tuple[int, int]): Spatial size ``(h, w)`` of the last feature map
@@ -27,17 +30,12 @@ class EmbeddingNeck(BaseModule):
         dropout (float): Dropout probability before the linear layer. Defaults to 0.
         init_cfg (dict | list[dict], optional): MMEngine init config. Defaults to None.
 
-    Returns (forward):
-        tuple[Tensor]: ``(embedding,)`` of shape ``B x embedding_size``, raw (not normalised).
-
     Examples:
-        >>> import torch
-        >>> from coupleface.models.necks import EmbeddingNeck
+        >>> # config: backbone=dict(type='ResNet', depth=18),
+        >>> #         neck=dict(type='EmbeddingNeck', in_channels=512, feat_size=4)
         >>> neck = EmbeddingNeck(in_channels=512, feat_size=4).eval()
         >>> neck((torch.rand(2, 512, 4, 4), ))[0].shape
         torch.Size([2, 512])
-        >>> # config: backbone=dict(type='ResNet', depth=18),
-        >>> #         neck=dict(type='EmbeddingNeck', in_channels=512, feat_size=4)
     """
 
     def __init__(self,

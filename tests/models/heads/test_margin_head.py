@@ -1,6 +1,8 @@
 """Behaviour shared by every margin head (base class ``MarginHead``)."""
 import copy
+import inspect
 import math
+import re
 
 import numpy as np
 import pytest
@@ -181,6 +183,29 @@ def test_bad_constructor_args(kwargs, match):
     cfg.update(kwargs)
     with pytest.raises(ValueError, match=match):
         MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('name', ['ArcFaceHead', 'CosFaceHead', 'CombinedMarginHead',
+                                  'CurricularFaceHead', 'AdaFaceHead', 'AdaDistillHead'])
+def test_hparam_ranges_are_checked_constructor_args(name):
+    """Each head's declared ranges name its own arguments, stored as floats, and NaN fails."""
+    cls = MODELS.get(name)
+    params = inspect.signature(cls.__init__).parameters
+    assert cls.hparam_ranges and set(cls.hparam_ranges) <= set(params)
+    head = cls(4, 3)
+    for key in cls.hparam_ranges:
+        assert getattr(head, key) == float(params[key].default)
+        with pytest.raises(ValueError, match=f'{key} must be '):
+            cls(4, 3, **{key: float('nan')})
+
+
+def test_check_range():
+    assert MarginHead.check_range('m', 1, '>= 0') == 1.0
+    assert isinstance(MarginHead.check_range('m', 1, '>= 0'), float)
+    for valid, bad in [('> 0', 0.0), ('>= 0', -1e-9), ('in [0, 1]', 1.5),
+                       ('in [0, 1)', 1.0), ('in [0, pi)', math.pi)]:
+        with pytest.raises(ValueError, match=re.escape(f'x must be {valid}, got {bad}')):
+            MarginHead.check_range('x', bad, valid)
 
 
 def test_bad_labels():
