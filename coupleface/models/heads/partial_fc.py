@@ -33,9 +33,11 @@ centers get a zero gradient (the optimizer still holds the whole shard, as insig
 Distributed training needs three things from the code around the head:
 
 * DDP must not average the shards (they are different tensors, even of different shapes):
-  the module wrapped by DDP calls :func:`mark_partial_fc_shards_for_ddp` on itself at the end
-  of its ``__init__`` (it fills ``_ddp_params_and_buffers_to_ignore``, which DDP and
-  MMEngine's ``MMDistributedDataParallel`` honour).
+  the head declares ``weight`` in :attr:`PartialFCHead.rank_local_params`, and the module
+  wrapped by DDP (``FaceRecognizer``, ``CoupleFaceDistiller``) calls
+  :func:`coupleface.utils.dist.mark_rank_local_params_for_ddp` on itself at the end of its
+  ``__init__`` (it fills ``_ddp_params_and_buffers_to_ignore``, which DDP and MMEngine's
+  ``MMDistributedDataParallel`` honour). Neither knows about PartialFC.
 * Checkpoints hold the full ``[C, D]`` matrix under ``weight`` (the dense head's key):
   ``state_dict()`` gathers the shards and ``load_state_dict`` slices the local shard, so a
   checkpoint resumes on any number of ranks and loads into a dense head. The gather is a
@@ -60,14 +62,17 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from coupleface.registry import MODELS
-from coupleface.utils.dist import all_gather_no_grad, all_gather_with_grad, get_dist_info
+from coupleface.utils.amp import autocast_off, upcast
+from coupleface.utils.dist import (
+    all_gather_no_grad,
+    all_gather_with_grad,
+    all_reduce,
+    get_dist_info,
+)
 
-from .margin_head import MarginHead, full_precision, upcast
+from .margin_head import MarginHead
 
-__all__ = [
-    'PartialFCHead', 'gather_partial_fc_weights',
-    'mark_partial_fc_shards_for_ddp', 'shard_range'
-]
+__all__ = ['PartialFCHead', 'gather_partial_fc_weights', 'partial_fc_heads', 'shard_range']
 
 #: Rows per block of the shard initialisation; each block has its own seed, so the full
 #: matrix drawn for a given global seed is the same for any number of ranks.
@@ -93,12 +98,6 @@ def shard_range(num_classes: int, world_size: int, rank: int) -> Tuple[int, int]
     return base * rank + min(rank, extra), base + int(rank < extra)
 
 
-def _all_reduce(tensor: Tensor, op: dist.ReduceOp.RedOpType, world_size: int) -> Tensor:
-    if world_size > 1:
-        dist.all_reduce(tensor, op=op)
-    return tensor
-
-
 class _ScaleGradient(torch.autograd.Function):
     """Identity forward; the gradient is multiplied by ``factor``."""
 
@@ -122,17 +121,17 @@ class _DistributedSoftmaxCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits: Tensor, columns: Tensor, smoothing: float, num_columns: int,
-                world_size: int) -> Tensor:
+    def forward(ctx, logits: Tensor, columns: Tensor, smoothing: float,
+                num_columns: int) -> Tensor:
         owned = columns >= 0
         row_max = logits.max(dim=1).values
-        _all_reduce(row_max, dist.ReduceOp.MAX, world_size)
+        all_reduce(row_max, 'max')
         exp = torch.exp(logits - row_max.unsqueeze(1))
         positive = logits.gather(1, columns.clamp(min=0).unsqueeze(1)).squeeze(1)
         stats = [exp.sum(dim=1), torch.where(owned, positive, torch.zeros_like(positive))]
         if smoothing > 0:
             stats.append(logits.sum(dim=1))
-        stats = _all_reduce(torch.stack(stats, dim=1), dist.ReduceOp.SUM, world_size)
+        stats = all_reduce(torch.stack(stats, dim=1), 'sum')
         sum_exp, positive = stats[:, 0], stats[:, 1]
         per_row = torch.log(sum_exp) + row_max - (1.0 - smoothing) * positive
         if smoothing > 0:
@@ -142,14 +141,14 @@ class _DistributedSoftmaxCrossEntropy(torch.autograd.Function):
         return per_row.mean()
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None]:
+    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None]:
         prob, columns = ctx.saved_tensors
         grad_logits = prob - ctx.smoothing / ctx.num_columns if ctx.smoothing > 0 else prob
         rows = torch.nonzero(columns >= 0).squeeze(1)
         grad_logits = grad_logits.index_put(
             (rows, columns[rows]), grad_logits.new_tensor(-(1.0 - ctx.smoothing)),
             accumulate=True)
-        return grad_logits * (grad / prob.shape[0]), None, None, None, None
+        return grad_logits * (grad / prob.shape[0]), None, None, None
 
 
 @MODELS.register_module()
@@ -181,6 +180,11 @@ class PartialFCHead(BaseModule):
         ...     margin_head=dict(type='ArcFaceHead', num_classes=93431, in_channels=512),
         ...     sample_rate=0.1)
     """
+
+    #: Parameters that hold a different tensor on every rank (the class-center shard):
+    #: DDP must neither broadcast nor average them
+    #: (:func:`coupleface.utils.dist.mark_rank_local_params_for_ddp`).
+    rank_local_params = ('weight',)
 
     def __init__(self, margin_head: Union[dict, MarginHead], sample_rate: float = 1.0,
                  init_cfg: Optional[dict] = None) -> None:
@@ -329,7 +333,7 @@ class PartialFCHead(BaseModule):
 
         head = self.margin_head
         index, columns = self.sample(all_labels)
-        with full_precision(feats.device):
+        with autocast_off(feats.device):
             all_feats = upcast(all_feats)
             dtype = torch.promote_types(all_feats.dtype, upcast(self.weight).dtype)
             all_feats = all_feats.to(dtype)
@@ -341,7 +345,7 @@ class PartialFCHead(BaseModule):
             owned = columns >= 0
             local_positive = MarginHead.positive_cosine(cos, columns)
             shared = torch.where(owned, local_positive.detach(), torch.zeros_like(local_positive))
-            shared = _all_reduce(shared, dist.ReduceOp.SUM, world_size)
+            shared = all_reduce(shared, 'sum')
             positive = torch.where(owned, local_positive, shared)
 
             # The positive as an extra last column on every rank, labelled as the positive:
@@ -359,12 +363,12 @@ class PartialFCHead(BaseModule):
             total_cols = num_cols
             if smoothing > 0 and world_size > 1:
                 count = torch.tensor([float(num_cols)], device=cos.device)
-                total_cols = int(_all_reduce(count, dist.ReduceOp.SUM, world_size).item())
+                total_cols = int(all_reduce(count, 'sum').item())
             loss = _DistributedSoftmaxCrossEntropy.apply(logits, columns, smoothing,
-                                                         total_cols, world_size)
+                                                         total_cols)
 
             with torch.no_grad():
-                best = _all_reduce(cos.max(dim=1).values, dist.ReduceOp.MAX, world_size)
+                best = all_reduce(cos.max(dim=1).values, 'max')
                 acc = (positive.detach() >= best).to(torch.float32).mean() * 100.0
         return dict(loss_cls=loss * head.loss_weight, acc_top1=acc.detach())
 
@@ -434,33 +438,17 @@ class PartialFCHead(BaseModule):
                                       unexpected_keys, error_msgs)
 
 
-def _partial_fc_heads(model: nn.Module) -> List[Tuple[str, PartialFCHead]]:
-    return [(name, module) for name, module in model.named_modules()
-            if isinstance(module, PartialFCHead)]
-
-
-def mark_partial_fc_shards_for_ddp(model: nn.Module) -> List[str]:
-    """Make DDP leave the PartialFC shards alone (no broadcast, no gradient averaging).
-
-    Call on the module that DDP wraps (the recognizer or the distiller), at the end of its
-    ``__init__``: MMEngine wraps the model right after building it. The names are added to
-    ``model._ddp_params_and_buffers_to_ignore``, which ``DistributedDataParallel`` (and so
-    MMEngine's ``MMDistributedDataParallel``) reads when it is constructed.
+def partial_fc_heads(model: nn.Module) -> List[Tuple[str, PartialFCHead]]:
+    """Every :class:`PartialFCHead` in ``model``, with its module name.
 
     Args:
-        model: The module to be wrapped by DDP.
+        model: Any module, possibly wrapped by DDP.
 
     Returns:
-        All names DDP will ignore, the existing ones first.
+        ``(name, head)`` pairs in ``named_modules()`` order.
     """
-    names = list(getattr(model, '_ddp_params_and_buffers_to_ignore', []))
-    for name, _ in _partial_fc_heads(model):
-        param = f'{name}.weight' if name else 'weight'
-        if param not in names:
-            names.append(param)
-    nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-        model, names)
-    return names
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, PartialFCHead)]
 
 
 def gather_partial_fc_weights(model: nn.Module, dst: Optional[int] = 0) -> None:
@@ -475,6 +463,6 @@ def gather_partial_fc_weights(model: nn.Module, dst: Optional[int] = 0) -> None:
         model: A model, possibly wrapped by DDP.
         dst: The rank that will save, or ``None`` for all ranks. Defaults to 0.
     """
-    for _, head in _partial_fc_heads(model):
+    for _, head in partial_fc_heads(model):
         if head.world_size > 1:
             head._cache_full_weight(dst)

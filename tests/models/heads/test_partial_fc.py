@@ -5,11 +5,9 @@ import torch
 from torch import nn
 
 from coupleface.models.heads import ArcFaceHead, PartialFCHead
-from coupleface.models.heads.partial_fc import (
-    mark_partial_fc_shards_for_ddp,
-    shard_range,
-)
+from coupleface.models.heads.partial_fc import partial_fc_heads, shard_range
 from coupleface.registry import MODELS
+from coupleface.utils.dist import mark_rank_local_params_for_ddp
 
 C, D, B = 13, 6, 9
 HEADS = {
@@ -249,9 +247,33 @@ def test_mark_shards_for_ddp_names_nested_heads():
     model.student.head = PartialFCHead(cfg)
     model.extra = PartialFCHead(cfg)
     model._ddp_params_and_buffers_to_ignore = ['teacher.x']
-    assert mark_partial_fc_shards_for_ddp(model) == [
+    assert PartialFCHead.rank_local_params == ('weight',)
+    assert mark_rank_local_params_for_ddp(model) == [
         'teacher.x', 'student.head.weight', 'extra.weight']
-    assert mark_partial_fc_shards_for_ddp(model) == [
+    assert mark_rank_local_params_for_ddp(model) == [
         'teacher.x', 'student.head.weight', 'extra.weight']  # idempotent
     assert model.student.head.weight._ddp_ignored
-    assert mark_partial_fc_shards_for_ddp(model.student.head) == ['weight']
+    assert mark_rank_local_params_for_ddp(model.student.head) == ['weight']
+    assert [name for name, _ in partial_fc_heads(model)] == ['student.head', 'extra']
+
+
+def test_recognizer_and_distiller_keep_ddp_off_the_shard(tmp_path):
+    """Both models learn it from the head (rank_local_params), not by knowing PartialFC."""
+    backbone = dict(type='IResNet', arch=18, input_size=16, base_channels=4,
+                    embedding_size=D)
+    student = dict(type='FaceRecognizer', backbone=backbone,
+                   head=dict(type='PartialFCHead', margin_head=dict(
+                       type='ArcFaceHead', num_classes=C, in_channels=D)))
+    recognizer = MODELS.build(student)
+    assert recognizer._ddp_params_and_buffers_to_ignore == ['head.weight']
+    dense = MODELS.build(dict(student, head=dict(type='ArcFaceHead', num_classes=C,
+                                                 in_channels=D)))
+    assert dense._ddp_params_and_buffers_to_ignore == []
+    teacher = MODELS.build(dict(type='FaceRecognizer', backbone=backbone))
+    torch.save({'state_dict': teacher.state_dict()}, tmp_path / 'teacher.pth')
+    distiller = MODELS.build(dict(
+        type='CoupleFaceDistiller', student=student,
+        teacher=dict(model=dict(type='FaceRecognizer', backbone=backbone),
+                     checkpoint=str(tmp_path / 'teacher.pth')),
+        fcd_loss=dict(type='FeatureConsistencyLoss')))
+    assert distiller._ddp_params_and_buffers_to_ignore == ['student.head.weight']
