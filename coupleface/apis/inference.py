@@ -39,7 +39,7 @@ from coupleface.datasets.transforms.loading import (
     LoadFaceImage,
     decode_face_image,
 )
-from coupleface.utils.checkpoint import (
+from coupleface.utils.checkpoint_state_dict import (
     CheckpointKeyError,
     load_state_dict_flexible,
 )

@@ -46,7 +46,8 @@ def extract_student(checkpoint: str, out: str) -> Dict[str, Any]:
         ValueError: the checkpoint has no ``student.*`` keys.
     """
     from coupleface.apis.inference import read_recognizer_checkpoint
-    from coupleface.utils.checkpoint import atomic_save, file_sha256
+    from coupleface.utils.checkpoint_save import atomic_save
+    from coupleface.utils.file_hash import file_sha256
 
     state, info = read_recognizer_checkpoint(checkpoint)
     if info['kind'] != 'distiller':
