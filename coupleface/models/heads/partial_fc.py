@@ -71,85 +71,14 @@ from coupleface.utils.dist import (
 )
 
 from .margin_head import MarginHead
+from .partial_fc_functions import (
+    DistributedSoftmaxCrossEntropy,
+    ScaleGradient,
+    draw_shard,
+    shard_range,
+)
 
-__all__ = ['PartialFCHead', 'gather_partial_fc_weights', 'partial_fc_heads', 'shard_range']
-
-#: Rows per block of the shard initialisation; each block has its own seed, so the full
-#: matrix drawn for a given global seed is the same for any number of ranks.
-_INIT_BLOCK = 1024
-_GOLDEN = 0x9E3779B97F4A7C15
-
-
-def shard_range(num_classes: int, world_size: int, rank: int) -> Tuple[int, int]:
-    """The classes of rank ``rank``: ``(class_start, num_local)``, insightface's split.
-
-    The first ``num_classes % world_size`` ranks own one class more than the others.
-
-    Args:
-        num_classes: Total number of classes ``C``.
-        world_size: Number of ranks ``W``.
-        rank: This rank, in ``[0, W)``.
-
-    Returns:
-        ``(class_start, num_local)``: rank ``rank`` owns classes
-        ``[class_start, class_start + num_local)``.
-    """
-    base, extra = divmod(num_classes, world_size)
-    return base * rank + min(rank, extra), base + int(rank < extra)
-
-
-class _ScaleGradient(torch.autograd.Function):
-    """Identity forward; the gradient is multiplied by ``factor``."""
-
-    @staticmethod
-    def forward(ctx, tensor: Tensor, factor: float) -> Tensor:
-        ctx.factor = factor
-        return tensor.view_as(tensor)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tuple[Tensor, None]:
-        return grad * ctx.factor, None
-
-
-class _DistributedSoftmaxCrossEntropy(torch.autograd.Function):
-    """Mean softmax cross entropy of logits whose columns are split across ranks.
-
-    ``logits [N, K_r]`` are this rank's columns for the whole global batch; ``columns [N]``
-    the column of each row's positive on this rank, -1 when another rank holds it. The
-    backward needs no communication: ``d loss / d z = (p - (1 - eps) * onehot - eps / K) / N``
-    on the local columns, ``K`` the number of columns of all ranks.
-    """
-
-    @staticmethod
-    def forward(ctx, logits: Tensor, columns: Tensor, smoothing: float,
-                num_columns: int) -> Tensor:
-        owned = columns >= 0
-        row_max = logits.max(dim=1).values
-        all_reduce(row_max, 'max')
-        exp = torch.exp(logits - row_max.unsqueeze(1))
-        positive = logits.gather(1, columns.clamp(min=0).unsqueeze(1)).squeeze(1)
-        stats = [exp.sum(dim=1), torch.where(owned, positive, torch.zeros_like(positive))]
-        if smoothing > 0:
-            stats.append(logits.sum(dim=1))
-        stats = all_reduce(torch.stack(stats, dim=1), 'sum')
-        sum_exp, positive = stats[:, 0], stats[:, 1]
-        per_row = torch.log(sum_exp) + row_max - (1.0 - smoothing) * positive
-        if smoothing > 0:
-            per_row = per_row - smoothing * stats[:, 2] / num_columns
-        ctx.save_for_backward(exp / sum_exp.unsqueeze(1), columns)
-        ctx.smoothing, ctx.num_columns = smoothing, num_columns
-        return per_row.mean()
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None]:
-        prob, columns = ctx.saved_tensors
-        grad_logits = prob - ctx.smoothing / ctx.num_columns if ctx.smoothing > 0 else prob
-        rows = torch.nonzero(columns >= 0).squeeze(1)
-        grad_logits = grad_logits.index_put(
-            (rows, columns[rows]), grad_logits.new_tensor(-(1.0 - ctx.smoothing)),
-            accumulate=True)
-        return grad_logits * (grad / prob.shape[0]), None, None, None
-
+__all__ = ['PartialFCHead', 'gather_partial_fc_weights', 'partial_fc_heads']
 
 @MODELS.register_module()
 class PartialFCHead(BaseModule):
@@ -210,7 +139,8 @@ class PartialFCHead(BaseModule):
             if dense_weight is not None:
                 self.weight.copy_(dense_weight[self.class_start:self.class_start + self.num_local])
             else:
-                self.weight.copy_(self._draw_shard(std=0.01))
+                self.weight.copy_(draw_shard(self.num_classes, self.in_channels, self.class_start,
+                                            self.num_local, std=0.01))
         # Full matrix gathered by gather_partial_fc_weights(), valid while the shard is unchanged.
         self._full_weight: Optional[Tensor] = None
         self._full_weight_version = -1
@@ -246,18 +176,6 @@ class PartialFCHead(BaseModule):
                                  f'{head.in_channels}], got {tuple(dense.shape)}')
             del head.weight
         return head, dense
-
-    def _draw_shard(self, std: float) -> Tensor:
-        base_seed = torch.initial_seed()
-        start, stop = self.class_start, self.class_start + self.num_local
-        parts = []
-        for block in range(start // _INIT_BLOCK, (stop - 1) // _INIT_BLOCK + 1):
-            gen = torch.Generator().manual_seed((base_seed + block * _GOLDEN) % 2**64)
-            first = block * _INIT_BLOCK
-            rows = min(_INIT_BLOCK, self.num_classes - first)
-            values = torch.randn(rows, self.in_channels, generator=gen) * std
-            parts.append(values[max(start - first, 0):min(stop - first, rows)])
-        return torch.cat(parts)
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, in_channels={self.in_channels}, '
@@ -329,7 +247,7 @@ class PartialFCHead(BaseModule):
         # Checked on the gathered labels, so every rank raises together.
         MarginHead._check_labels(all_labels, 0, self.num_classes)
         if world_size > 1:
-            all_feats = _ScaleGradient.apply(all_feats, float(world_size))
+            all_feats = ScaleGradient.apply(all_feats, float(world_size))
 
         head = self.margin_head
         index, columns = self.sample(all_labels)
@@ -364,7 +282,7 @@ class PartialFCHead(BaseModule):
             if smoothing > 0 and world_size > 1:
                 count = torch.tensor([float(num_cols)], device=cos.device)
                 total_cols = int(all_reduce(count, 'sum').item())
-            loss = _DistributedSoftmaxCrossEntropy.apply(logits, columns, smoothing,
+            loss = DistributedSoftmaxCrossEntropy.apply(logits, columns, smoothing,
                                                          total_cols)
 
             with torch.no_grad():

@@ -1,11 +1,12 @@
 """PartialFCHead in one process: the dense head at sample_rate=1, sampling, sharding,
-checkpoints, autocast, and the DDP/checkpoint helpers (2 ranks: test_partial_fc_dist.py)."""
+checkpoints, autocast, and the DDP/checkpoint helpers (2 ranks: test_partial_fc_dist.py;
+sharding maths and autograd functions: test_partial_fc_functions.py)."""
 import pytest
 import torch
 from torch import nn
 
 from coupleface.models.heads import ArcFaceHead, PartialFCHead
-from coupleface.models.heads.partial_fc import partial_fc_heads, shard_range
+from coupleface.models.heads.partial_fc import partial_fc_heads
 from coupleface.registry import MODELS
 from coupleface.utils.dist import mark_rank_local_params_for_ddp
 
@@ -75,19 +76,6 @@ def test_fp32_equals_dense_head_within_1e6():
         out.append((loss, x.grad, module.weight.grad))
     for a, b in zip(*out):
         torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize('world_size', [1, 2, 3])
-@pytest.mark.parametrize('num_classes', [10, 11])
-def test_class_shards_cover_every_class_once(world_size, num_classes):
-    classes, sizes = [], []
-    for rank in range(world_size):
-        start, num_local = shard_range(num_classes, world_size, rank)
-        assert start == num_classes // world_size * rank + min(rank, num_classes % world_size)
-        classes.extend(range(start, start + num_local))
-        sizes.append(num_local)
-    assert classes == list(range(num_classes))
-    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
 def test_sampling_keeps_positives_and_counts():
