@@ -2,7 +2,8 @@
 
 Importing the package makes ``coupleface::`` config paths resolvable by MMEngine
 (see :mod:`coupleface.utils.config_scope`) and applies the safe checkpoint
-loading of :mod:`coupleface.utils.checkpoint`.
+loading of :mod:`coupleface.utils.checkpoint_load` and the atomic checkpoint saving of
+:mod:`coupleface.utils.checkpoint_save`.
 """
 import os
 import warnings
@@ -17,7 +18,8 @@ from .utils.dependencies import check_openmmlab  # noqa: E402
 
 check_openmmlab()  # before anything imports mmcv: a missing one gets the install line
 
-from .utils.checkpoint import install_atomic_checkpoint_saving, install_safe_checkpoint_loading  # noqa: E402
+from .utils.checkpoint_load import install_safe_checkpoint_loading  # noqa: E402
+from .utils.checkpoint_save import install_atomic_checkpoint_saving  # noqa: E402
 from .utils.config_scope import install_config_scope  # noqa: E402
 from .version import __version__  # noqa: E402
 

@@ -227,7 +227,7 @@ def reuse_or_record(output: str, parts: Dict[str, str], made_now: bool) -> None:
 
 def teacher_bank(args) -> Tuple[str, float]:
     """Write the teacher bank once (timed: it is part of the bank runs' cost)."""
-    from coupleface.utils.checkpoint import file_sha256
+    from coupleface.utils.file_hash import file_sha256
     from coupleface.utils.run_cache import fingerprint
 
     prefix = osp.join(args.work_dir, 'teacher_bank', 'synthfaces')
@@ -258,7 +258,7 @@ def train_and_test(spec: Run, args, seed: int) -> Tuple[dict, float]:
     done = osp.join(work, 'DONE')
     opts = data_options(spec, args) + spec.options + [f'randomness.seed={seed}']
     extra_seconds = 0.0
-    from coupleface.utils.checkpoint import file_sha256
+    from coupleface.utils.file_hash import file_sha256
     from coupleface.utils.run_cache import fingerprint
 
     inputs = {}  # content hashes of the teacher files read: a path alone can be reused

@@ -25,7 +25,7 @@ import torch
 from mmengine.config import Config
 
 from coupleface.datasets.transforms.loading import LoadFaceImage
-from coupleface.utils.checkpoint import (
+from coupleface.utils.checkpoint_state_dict import (
     CheckpointKeyError,
     load_state_dict_flexible,
 )

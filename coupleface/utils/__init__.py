@@ -2,20 +2,18 @@
 
 The bottom layer: nothing here imports another coupleface package (tests/test_layering.py).
 """
-from .checkpoint import (
-                         SAFE_GLOBALS,
-                         CheckpointFormatError,
-                         CheckpointKeyError,
-                         UnsafeCheckpointError,
-                         atomic_save,
-                         file_sha256,
-                         install_atomic_checkpoint_saving,
-                         install_safe_checkpoint_loading,
-                         load_state_dict_flexible,
-                         safe_torch_load,
+from .checkpoint_load import (
+    SAFE_GLOBALS,
+    CheckpointFormatError,
+    UnsafeCheckpointError,
+    install_safe_checkpoint_loading,
+    safe_torch_load,
 )
+from .checkpoint_save import atomic_save, install_atomic_checkpoint_saving
+from .checkpoint_state_dict import CheckpointKeyError, load_state_dict_flexible
 from .config_scope import config_root, install_config_scope, resolve_config_path
 from .dist import all_gather_no_grad, all_gather_with_grad, get_dist_info, init_cpu_distributed
+from .file_hash import file_sha256
 
 __all__ = [
     'SAFE_GLOBALS', 'CheckpointFormatError', 'CheckpointKeyError', 'UnsafeCheckpointError',

@@ -16,7 +16,7 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
 
 def run_cli(main: Callable[[], object]) -> int:
     """Run ``main`` and turn user errors into a one-line message and exit code 1."""
-    from coupleface.utils.checkpoint import CheckpointFormatError, UnsafeCheckpointError
+    from coupleface.utils.checkpoint_load import CheckpointFormatError, UnsafeCheckpointError
     try:
         main()
     except USER_ERRORS + (CheckpointFormatError, UnsafeCheckpointError) as e:

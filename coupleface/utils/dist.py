@@ -1,4 +1,12 @@
-"""Distributed helpers: CPU (gloo) process-group setup and all_gather with gradient.
+"""Distributed helpers: CPU (gloo) process-group setup, all_reduce, all_gather with gradient.
+
+Every collective of the package goes through this module: :func:`all_reduce` (in place)
+and :func:`all_reduce_sum` (a detached, summed copy) for reductions,
+:func:`all_gather_with_grad`/:func:`all_gather_no_grad` for gathers. Each is a no-op with
+one process or without a process group, so the same code runs in tests and single-process
+training. :func:`mark_rank_local_params_for_ddp` keeps DDP off parameters that differ by
+rank (PartialFC's class-center shards), which modules declare with a
+``rank_local_params`` attribute.
 
 Relations (RAD), PartialFC and metrics see the global batch: each rank gathers the
 embeddings of all ranks with :func:`all_gather_with_grad`, and gradients flow back
@@ -26,15 +34,17 @@ from __future__ import annotations
 import datetime
 import os
 from numbers import Real
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
-from mmengine.dist import get_dist_info
+from mmengine.dist import get_comm_device, get_dist_info
+from torch import nn
 
 __all__ = [
-    'DEFAULT_DIST_TIMEOUT_S', 'all_gather_no_grad', 'all_gather_with_grad', 'apply_dist_timeout',
-    'check_dist_timeout', 'get_dist_info', 'init_cpu_distributed'
+    'DEFAULT_DIST_TIMEOUT_S', 'all_gather_no_grad', 'all_gather_with_grad', 'all_reduce',
+    'all_reduce_sum', 'apply_dist_timeout', 'check_dist_timeout', 'get_dist_info',
+    'init_cpu_distributed', 'mark_rank_local_params_for_ddp'
 ]
 
 _LAUNCHER_ENV = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK')
@@ -147,6 +157,87 @@ def _gather(tensor: torch.Tensor, world_size: int) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
+_REDUCE_OPS = {
+    'sum': dist.ReduceOp.SUM,
+    'max': dist.ReduceOp.MAX,
+    'min': dist.ReduceOp.MIN,
+    'product': dist.ReduceOp.PRODUCT,
+}
+# Backends that reduce CPU tensors; others (nccl) need the tensor on their device.
+_CPU_BACKENDS = ('gloo', 'mpi')
+
+
+def all_reduce(tensor: torch.Tensor, op: str = 'sum') -> torch.Tensor:
+    """Reduce ``tensor`` over all ranks, in place.
+
+    A no-op with one process or without a process group. A CPU tensor under a backend
+    that cannot reduce CPU tensors (nccl) is reduced on the backend's device and copied
+    back.
+
+    Args:
+        tensor: The local value; every rank passes the same shape and dtype.
+        op: ``'sum'``, ``'max'``, ``'min'`` or ``'product'``. Defaults to ``'sum'``.
+
+    Returns:
+        Tensor: ``tensor`` itself, now holding the reduced value.
+    """
+    if op not in _REDUCE_OPS:
+        raise ValueError(f'op must be one of {tuple(_REDUCE_OPS)}, got {op!r}')
+    _, world_size = _world()
+    if world_size == 1:
+        return tensor
+    if tensor.device.type == 'cpu' and dist.get_backend() not in _CPU_BACKENDS:
+        on_device = tensor.to(get_comm_device())
+        dist.all_reduce(on_device, op=_REDUCE_OPS[op])
+        return tensor.copy_(on_device)
+    dist.all_reduce(tensor, op=_REDUCE_OPS[op])
+    return tensor
+
+
+def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
+    """The sum of ``value`` over all ranks, as a new detached tensor.
+
+    For normalisers (sample counts, weight totals) that must be global but carry no
+    gradient.
+
+    Args:
+        value: The local value (not modified).
+
+    Returns:
+        Tensor: A detached copy of ``value`` summed over ranks (the copy itself with one
+        process or without a process group).
+    """
+    return all_reduce(value.detach().clone(), 'sum')
+
+
+def mark_rank_local_params_for_ddp(model: nn.Module) -> List[str]:
+    """Make DDP leave rank-local parameters alone (no broadcast, no gradient averaging).
+
+    A module whose parameters differ by rank (e.g. PartialFC's class-center shard, which
+    may even differ in shape) declares their names in a ``rank_local_params`` class
+    attribute. Call this on the module that DDP wraps (the recognizer or the distiller),
+    at the end of its ``__init__``: MMEngine wraps the model right after building it.
+    The names are added to ``model._ddp_params_and_buffers_to_ignore``, which
+    ``DistributedDataParallel`` (and so MMEngine's ``MMDistributedDataParallel``) reads
+    when it is constructed.
+
+    Args:
+        model: The module to be wrapped by DDP.
+
+    Returns:
+        All names DDP will ignore, the existing ones first.
+    """
+    names = list(getattr(model, '_ddp_params_and_buffers_to_ignore', []))
+    for name, module in model.named_modules():
+        for param in getattr(module, 'rank_local_params', ()):
+            full = f'{name}.{param}' if name else param
+            if full not in names:
+                names.append(full)
+    nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+        model, names)
+    return names
+
+
 class _AllGatherWithGrad(torch.autograd.Function):
     """Forward: concatenate every rank's tensor; backward: summed gradient, own slice."""
 
@@ -158,8 +249,7 @@ class _AllGatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
-        grad = grad_output.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        grad = all_reduce(grad_output.contiguous().clone(), 'sum')
         start = ctx.rank * ctx.local_size
         return grad[start:start + ctx.local_size]
 

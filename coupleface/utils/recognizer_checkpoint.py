@@ -14,7 +14,8 @@ import os
 from collections import OrderedDict
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from .checkpoint import _extract_state_dict, _strip_module, safe_torch_load
+from .checkpoint_load import safe_torch_load
+from .checkpoint_state_dict import extract_state_dict, strip_module_prefix
 
 #: Top-level state-dict prefixes of a ``FaceRecognizer``.
 RECOGNIZER_PREFIXES = ('backbone.', 'neck.', 'head.')
@@ -37,7 +38,7 @@ def read_recognizer_checkpoint(checkpoint: Union[str, os.PathLike, Mapping],
       an insightface training checkpoint): every key under ``backbone.``.
 
     A ``module.`` prefix (DataParallel/DDP) is stripped first. The file is read with
-    :func:`coupleface.utils.checkpoint.safe_torch_load` (no pickled code runs).
+    :func:`coupleface.utils.checkpoint_load.safe_torch_load` (no pickled code runs).
 
     Args:
         checkpoint: A path, or an already loaded checkpoint / state dict.
@@ -57,10 +58,10 @@ def read_recognizer_checkpoint(checkpoint: Union[str, os.PathLike, Mapping],
     else:
         source = os.fspath(checkpoint)
         loaded = safe_torch_load(source)
-    raw = _extract_state_dict(loaded, source)
+    raw = extract_state_dict(loaded, source)
     meta = dict(loaded.get('meta') or {}) if isinstance(loaded, Mapping) and \
         isinstance(loaded.get('meta'), Mapping) else {}
-    state = OrderedDict((_strip_module(k), v) for k, v in raw.items())
+    state = OrderedDict((strip_module_prefix(k), v) for k, v in raw.items())
     info: Dict[str, Any] = dict(kind='recognizer', meta=meta, dropped=[], source=source)
     if any(k.startswith(DISTILLER_PREFIX) for k in state):
         info['kind'] = 'distiller'

@@ -16,7 +16,7 @@ import os
 import os.path as osp
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from .checkpoint import file_sha256
+from .file_hash import file_sha256
 
 __all__ = ['StaleOutputError', 'check_record', 'fingerprint', 'write_record']
 

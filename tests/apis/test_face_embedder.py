@@ -16,7 +16,7 @@ from coupleface.datasets.synthfaces.generator import render_identity_image, rend
 from coupleface.datasets.transforms import ImageDecodeError, LoadFaceImage, PackFaceInputs
 from coupleface.evaluation.metrics import VerificationMetric
 from coupleface.registry import MODELS
-from coupleface.utils.checkpoint import CheckpointKeyError
+from coupleface.utils.checkpoint_state_dict import CheckpointKeyError
 
 SIZE = 64  # the test pipeline resizes the 112 px faces, as the CPU demo configs do
 EMB = 32

@@ -15,7 +15,7 @@ from coupleface.apis.model_loading import (
     recognizer_model_config,
 )
 from coupleface.datasets.transforms import LoadFaceImage
-from coupleface.utils.checkpoint import CheckpointKeyError
+from coupleface.utils.checkpoint_state_dict import CheckpointKeyError
 
 BACKBONE = dict(type='MobileFaceNet', input_size=32, embedding_size=16)
 HEAD = dict(type='ArcFaceHead', num_classes=3, in_channels=16)

@@ -23,7 +23,8 @@ def tiny_teacher(tiny_synthfaces, tmp_path_factory) -> str:
 
 
 def test_coupleface_online_then_resume_then_bank(tiny_synthfaces, tiny_teacher, tmp_path):
-    from coupleface.utils.checkpoint import file_sha256, safe_torch_load
+    from coupleface.utils.checkpoint_load import safe_torch_load
+    from coupleface.utils.file_hash import file_sha256
 
     cfg = write_tiny_distill_config(str(tmp_path / 'cf.py'), tiny_synthfaces,
                                     teacher=tiny_teacher, extra=SAMPLER + MINING)

@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 @pytest.mark.dist
 def test_ddp_matches_single_process(tiny_synthfaces, tmp_path):
-    from coupleface.utils.checkpoint import safe_torch_load
+    from coupleface.utils.checkpoint_load import safe_torch_load
 
     # a small learning rate keeps float rounding (gloo sums in another order) from being
     # amplified by the 4 SGD steps; the weights still move (checked at the end)

@@ -20,7 +20,7 @@ def test_train_resume_then_test(tiny_synthfaces, tmp_path):
     assert 'resumed epoch: 1' in (proc.stdout + proc.stderr)
     ckpt2 = osp.join(work, 'epoch_2.pth')
     assert osp.isfile(ckpt2)
-    from coupleface.utils.checkpoint import safe_torch_load
+    from coupleface.utils.checkpoint_load import safe_torch_load
     meta1, meta2 = safe_torch_load(ckpt1)['meta'], safe_torch_load(ckpt2)['meta']
     assert (meta1['epoch'], meta2['epoch']) == (1, 2)
     assert meta2['iter'] == 2 * meta1['iter']

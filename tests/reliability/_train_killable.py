@@ -5,7 +5,7 @@ Environment:
         completed so far is written there (temp file + rename), so a test can SIGKILL
         the process at a chosen point and know how much work was done.
     CF_SLOW_CHECKPOINT: a checkpoint file name (e.g. ``iter_6.pth``). When
-        ``coupleface.utils.checkpoint.atomic_save`` has written that checkpoint's temp
+        ``coupleface.utils.checkpoint_save.atomic_save`` has written that checkpoint's temp
         file and is about to rename it, ``<CF_PROGRESS_FILE>.in_checkpoint_write`` is
         created and the process sleeps, so the test can kill it mid-write.
 """

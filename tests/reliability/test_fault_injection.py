@@ -28,13 +28,12 @@ from coupleface.datasets.transforms import ImageDecodeError, LoadFaceImage, Pack
 from coupleface.engine.hooks import ConfigCheckHook
 from coupleface.mining import load_relations, save_relations
 from coupleface.models.distillers.teacher_bank import TeacherBank, write_teacher_bank
-from coupleface.utils.checkpoint import (
+from coupleface.utils.checkpoint_load import (
     CheckpointFormatError,
-    CheckpointKeyError,
     UnsafeCheckpointError,
-    load_state_dict_flexible,
     safe_torch_load,
 )
+from coupleface.utils.checkpoint_state_dict import CheckpointKeyError, load_state_dict_flexible
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if TESTS not in sys.path:

@@ -31,7 +31,7 @@ import coupleface.engine.hooks.exact_resume_hook as hook_mod
 from coupleface.datasets.samplers import RelationSampler, ResumableSampler
 from coupleface.engine.hooks import ExactResumeHook
 from coupleface.engine.hooks.exact_resume_hook import remove_stale_checkpoint_temps, resume_skip
-from coupleface.utils.checkpoint import safe_torch_load
+from coupleface.utils.checkpoint_load import safe_torch_load
 
 HERE = osp.dirname(osp.abspath(__file__))
 ITERS = 3 * NUM_SAMPLES // BATCH  # 3 epochs x 3 iterations; checkpoints at 2, 4, 6, 8, 9

@@ -4,7 +4,7 @@
    unpickle (``torch.load``, ``pickle.load(s)``, ``pickle.Unpickler``, ``np.load`` with
    ``allow_pickle=True``, ``mmengine.load``, ``joblib``/``dill``/``pandas.read_pickle``, ...)
    must be one of the reviewed locations below, so nothing bypasses
-   ``coupleface.utils.checkpoint.safe_torch_load`` or the restricted ``.bin`` unpickler.
+   ``coupleface.utils.checkpoint_load.safe_torch_load`` or the restricted ``.bin`` unpickler.
 2. Malicious files, through the same entry points a user takes (``tools/train.py --resume``,
    MMEngine's checkpoint loader, teacher loading, ``VerificationBinDataset``, relations and
    teacher bank files), are refused and their payload never runs (no marker file appears).
@@ -25,13 +25,14 @@ from torch import nn
 from coupleface.datasets.bin_io import BinFormatError, UnsafeFileError, read_bin
 from coupleface.mining import load_relations
 from coupleface.models.distillers.teacher_bank import TeacherBank
-from coupleface.utils.checkpoint import UnsafeCheckpointError, load_state_dict_flexible
+from coupleface.utils.checkpoint_load import UnsafeCheckpointError
+from coupleface.utils.checkpoint_state_dict import load_state_dict_flexible
 
 ROOT = Path(__file__).resolve().parents[2]
 
 #: (file, enclosing function or class, call) -> why it is safe. Anything else fails the scan.
 REVIEWED = {
-    ('coupleface/utils/checkpoint.py', 'safe_torch_load', 'torch.load'):
+    ('coupleface/utils/checkpoint_load.py', 'safe_torch_load', 'torch.load'):
         'the safe loader itself: weights_only=True with the SAFE_GLOBALS allow-list',
     ('coupleface/datasets/bin_io.py', '_RestrictedUnpickler', 'pickle.Unpickler'):
         'the restricted .bin unpickler: find_class resolves an allow-list only',
@@ -121,7 +122,7 @@ def test_every_unpickling_call_is_a_reviewed_safe_loader():
     unreviewed = [f'{rel}:{line} {name} in {scope}' for rel, scope, name, line in found
                   if (rel, scope, name) not in REVIEWED]
     assert not unreviewed, ('calls that can unpickle outside the safe loaders (use '
-                            'coupleface.utils.checkpoint.safe_torch_load or '
+                            'coupleface.utils.checkpoint_load.safe_torch_load or '
                             'coupleface.datasets.bin_io.read_bin):\n' + '\n'.join(unreviewed))
     # the reviewed locations still exist (else the list has gone stale)
     assert {(rel, scope, name) for rel, scope, name, _ in found} == set(REVIEWED)
@@ -137,7 +138,7 @@ def test_the_scan_sees_aliases_and_allow_pickle():
     assert calls.count('torch.load') == 1 and 'pickle.loads' in calls
     assert calls.count('numpy.load') == 3
     safe_call = next(n for n in ast.walk(ast.parse(
-        (ROOT / 'coupleface/utils/checkpoint.py').read_text())) if isinstance(n, ast.Call)
+        (ROOT / 'coupleface/utils/checkpoint_load.py').read_text())) if isinstance(n, ast.Call)
         and isinstance(n.func, ast.Attribute) and n.func.attr == 'load'
         and isinstance(n.func.value, ast.Name) and n.func.value.id == 'torch')
     assert any(kw.arg == 'weights_only' and kw.value.value is True for kw in safe_call.keywords)

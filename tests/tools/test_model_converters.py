@@ -17,7 +17,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from coupleface.registry import MODELS
-from coupleface.utils.checkpoint import load_state_dict_flexible, safe_torch_load
+from coupleface.utils.checkpoint_load import safe_torch_load
+from coupleface.utils.checkpoint_state_dict import load_state_dict_flexible
 from coupleface.utils.cli import run_cli
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -13,6 +13,8 @@ import torch.distributed as dist
 from coupleface.utils.dist import (
     all_gather_no_grad,
     all_gather_with_grad,
+    all_reduce,
+    all_reduce_sum,
     get_dist_info,
     init_cpu_distributed,
 )
@@ -48,7 +50,17 @@ def main(out_dir):
     except ValueError as err:
         unequal_error = str(err)
 
-    torch.save(dict(rank=rank, world_size=world_size, initialised=initialised,
+    reduced = {}
+    for op in ('sum', 'max', 'min', 'product'):
+        value = torch.tensor([rank + 1.0, -rank - 1.0])
+        assert all_reduce(value, op) is value
+        reduced[f'reduced_{op}'] = value
+    source = torch.tensor([rank + 1.0, -rank - 1.0], requires_grad=True)
+    summed = all_reduce_sum(source)
+
+    torch.save(dict(**reduced, summed_copy=summed, summed_source=source.detach(),
+                    summed_copy_requires_grad=summed.requires_grad, rank=rank,
+                    world_size=world_size, initialised=initialised,
                     x=x.detach(), gathered=gathered.detach(), grad=x.grad,
                     gathered_requires_grad=gathered.requires_grad, no_grad=no_grad,
                     no_grad_requires_grad=no_grad.requires_grad, unequal_error=unequal_error),

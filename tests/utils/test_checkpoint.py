@@ -1,6 +1,7 @@
-"""Safe checkpoint loading (resume under torch >= 2.6), flexible state dicts, atomic saving."""
+"""Checkpoints in a real MMEngine run: safe loading (resume under torch >= 2.6), refused
+pickles, atomic saving by CheckpointHook. State dicts: test_checkpoint_state_dict.py;
+atomic_save alone: test_checkpoint_save.py."""
 import builtins
-import hashlib
 import os
 import os.path as osp
 import pickle
@@ -19,19 +20,16 @@ from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mm_ckpt
 from torch.utils.data import Dataset
 
-import coupleface.utils.checkpoint as ckpt_mod
-from coupleface.utils.checkpoint import (
+import coupleface.utils.checkpoint_load as load_mod
+import coupleface.utils.checkpoint_save as save_mod
+from coupleface.utils.checkpoint_load import (
     SAFE_GLOBALS,
     CheckpointFormatError,
-    CheckpointKeyError,
     UnsafeCheckpointError,
-    atomic_save,
-    file_sha256,
-    install_atomic_checkpoint_saving,
     install_safe_checkpoint_loading,
-    load_state_dict_flexible,
     safe_torch_load,
 )
+from coupleface.utils.checkpoint_save import install_atomic_checkpoint_saving
 
 ITERS_PER_EPOCH = 2
 
@@ -160,8 +158,8 @@ def test_resume_continues_at_the_right_epoch(trained_work_dir, tmp_path, monkeyp
     saved = safe_torch_load(work_dir / 'epoch_2.pth')
 
     loaded = []
-    real_load = ckpt_mod.safe_torch_load
-    monkeypatch.setattr(ckpt_mod, 'safe_torch_load',
+    real_load = load_mod.safe_torch_load
+    monkeypatch.setattr(load_mod, 'safe_torch_load',
                         lambda f, **kw: loaded.append(str(f)) or real_load(f, **kw))
     recorder = EpochRecorder()
     runner = make_runner(work_dir, max_epochs=3, resume=True, custom_hooks=[recorder])
@@ -237,7 +235,7 @@ def test_allow_list_holds_nothing_that_runs_code():
         obj = entry[0] if isinstance(entry, tuple) else entry
         assert obj not in dangerous
         assert getattr(obj, '__module__', '') not in ('os', 'posix', 'subprocess', 'sys')
-        assert obj.__module__ == 'coupleface.utils.checkpoint' or \
+        assert obj.__module__ == 'coupleface.utils.checkpoint_load' or \
             obj.__module__.split('.')[0] in ('numpy', 'torch', 'mmengine')
     classes = {e for e in SAFE_GLOBALS if isinstance(e, type)}
     assert type(np.dtype('float64')) in classes and type(np.dtype('int64')) in classes
@@ -276,9 +274,9 @@ def test_installed_schemes_route_through_safe_loading(tmp_path, monkeypatch):
     install_safe_checkpoint_loading()
     install_safe_checkpoint_loading()  # idempotent
     loader = mm_ckpt.CheckpointLoader._get_checkpoint_loader
-    assert loader('/some/file.pth') is ckpt_mod.load_from_local_safe
-    assert loader('https://example.com/a.pth') is ckpt_mod.load_from_http_safe
-    assert loader('http://example.com/a.pth') is ckpt_mod.load_from_http_safe
+    assert loader('/some/file.pth') is load_mod.load_from_local_safe
+    assert loader('https://example.com/a.pth') is load_mod.load_from_http_safe
+    assert loader('http://example.com/a.pth') is load_mod.load_from_http_safe
 
     # http(s): downloaded once into the hub cache, then loaded safely.
     evil, good = tmp_path / 'evil.pth', tmp_path / 'good.pth'
@@ -301,148 +299,14 @@ def test_installed_schemes_route_through_safe_loading(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------
-# Flexible state dicts
+# Atomic saving by CheckpointHook
 # ---------------------------------------------------------------------------
-
-class TinyBackbone(nn.Module):
-    def __init__(self, width=4):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, width, 3)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.fc = nn.Linear(width, 8)
-
-
-class TinyRecognizer(nn.Module):
-    def __init__(self, with_head=False):
-        super().__init__()
-        self.backbone = TinyBackbone()
-        if with_head:
-            self.head = nn.Linear(8, 3)
-
-
-def _randomised(module, seed):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for tensor in module.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.copy_(torch.randn(tensor.shape, generator=gen))
-            else:
-                tensor.fill_(seed)
-    return module
-
-
-def _assert_loaded(model, state_dict, prefix=''):
-    model_state = model.state_dict()
-    for key, value in state_dict.items():
-        assert torch.equal(model_state[prefix + key], value), key
-
-
-def test_bare_backbone_into_recognizer_auto_prefix(tmp_path):
-    source = _randomised(TinyBackbone(), seed=1).state_dict()  # insightface backbone.pth keys
-    path = tmp_path / 'backbone.pth'
-    torch.save(source, str(path))
-    model = TinyRecognizer()
-    load_state_dict_flexible(model, path)
-    _assert_loaded(model, source, prefix='backbone.')
-    assert model.backbone.bn1.num_batches_tracked.item() == 1
-
-    explicit = TinyRecognizer()
-    load_state_dict_flexible(explicit, source, prefix_map={'': 'backbone.'})
-    _assert_loaded(explicit, source, prefix='backbone.')
-
-    # A recognizer with a head: the backbone loads, the head is reported missing.
-    with_head = TinyRecognizer(with_head=True)
-    with pytest.raises(CheckpointKeyError, match=r'2 missing keys: head.weight, head.bias'):
-        load_state_dict_flexible(with_head, path, prefix_map={'': 'backbone.'})
-    head_before = with_head.head.weight.clone()
-    load_state_dict_flexible(with_head, path, strict=False, prefix_map={'': 'backbone.'})
-    _assert_loaded(with_head, source, prefix='backbone.')
-    assert torch.equal(with_head.head.weight, head_before)
-
-
-def test_module_prefix_and_full_checkpoint(tmp_path):
-    source = _randomised(TinyRecognizer(), seed=2).state_dict()
-    ddp_style = {f'module.{k}': v for k, v in source.items()}
-    model = TinyRecognizer()
-    load_state_dict_flexible(model, ddp_style)
-    _assert_loaded(model, source)
-
-    path = tmp_path / 'epoch_1.pth'
-    torch.save({'meta': {'epoch': 1}, 'state_dict': source, 'message_hub': {}}, str(path))
-    model = TinyRecognizer()
-    load_state_dict_flexible(model, path)
-    _assert_loaded(model, source)
-
-    # Old BatchNorm checkpoints without num_batches_tracked still load strictly.
-    old = {k: v for k, v in source.items() if not k.endswith('num_batches_tracked')}
-    load_state_dict_flexible(TinyRecognizer(), old)
-
-
-def test_key_errors_list_the_keys_and_name_the_file(tmp_path):
-    source = _randomised(TinyRecognizer(), seed=3).state_dict()
-    broken = dict(source)
-    del broken['backbone.fc.bias']
-    broken.update({f'extra.layer{i}.weight': torch.zeros(1) for i in range(30)})
-    broken['backbone.conv1.weight'] = torch.zeros(5, 3, 3, 3)
-    path = tmp_path / 'broken.pth'
-    torch.save({'state_dict': broken}, str(path))
-
-    model = TinyRecognizer()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(CheckpointKeyError) as err:
-        load_state_dict_flexible(model, path)
-    message = str(err.value)
-    assert str(path) in message
-    assert '1 missing keys: backbone.fc.bias' in message
-    assert '30 unexpected keys: extra.layer0.weight' in message and '(+10 more)' in message
-    assert 'extra.layer19.weight' in message and 'extra.layer29.weight' not in message
-    assert 'backbone.conv1.weight (checkpoint (5, 3, 3, 3) vs model (4, 3, 3, 3))' in message
-    assert isinstance(err.value, KeyError)
-    for key, value in model.state_dict().items():  # nothing was loaded
-        assert torch.equal(value, before[key]), key
-
-    load_state_dict_flexible(model, path, strict=False)
-    assert torch.equal(model.backbone.bn1.weight, source['backbone.bn1.weight'])
-    assert torch.equal(model.backbone.conv1.weight, before['backbone.conv1.weight'])
-
-
-def test_not_a_state_dict(tmp_path):
-    with pytest.raises(CheckpointFormatError, match='no state dict'):
-        load_state_dict_flexible(TinyRecognizer(), {'meta': {'epoch': 1}})
-
-
-# ---------------------------------------------------------------------------
-# Atomic saving
-# ---------------------------------------------------------------------------
-
-def test_atomic_save_survives_a_crash(tmp_path, monkeypatch):
-    path = tmp_path / 'ckpt.pth'
-    atomic_save({'w': torch.ones(3)}, path)
-    digest = file_sha256(path)
-    real_save = torch.save
-
-    def crashing_save(obj, f, *args, **kwargs):
-        f.write(b'PK\x03\x04 half a checkpoint')
-        raise RuntimeError('disk full')
-
-    monkeypatch.setattr(torch, 'save', crashing_save)
-    with pytest.raises(RuntimeError, match='disk full'):
-        atomic_save({'w': torch.zeros(3)}, path)
-    monkeypatch.setattr(torch, 'save', real_save)
-    assert os.listdir(tmp_path) == ['ckpt.pth']
-    assert file_sha256(path) == digest
-    assert torch.equal(safe_torch_load(path)['w'], torch.ones(3))
-
-    atomic_save({'w': torch.zeros(3)}, path)  # a successful overwrite
-    assert torch.equal(safe_torch_load(path)['w'], torch.zeros(3))
-    assert os.listdir(tmp_path) == ['ckpt.pth']
-
 
 def test_checkpoint_hook_saves_atomically(tmp_path, monkeypatch):
     install_atomic_checkpoint_saving()
     install_atomic_checkpoint_saving()  # idempotent
     saves, pointer_at_save = [], []
-    real_atomic_save = ckpt_mod.atomic_save
+    real_atomic_save = save_mod.atomic_save
 
     def spy(obj, path):
         pointer = tmp_path / 'last_checkpoint'
@@ -450,7 +314,7 @@ def test_checkpoint_hook_saves_atomically(tmp_path, monkeypatch):
         saves.append(str(path))
         real_atomic_save(obj, path)
 
-    monkeypatch.setattr(ckpt_mod, 'atomic_save', spy)
+    monkeypatch.setattr(save_mod, 'atomic_save', spy)
     make_runner(tmp_path).train()
     expected = [osp.join(str(tmp_path), f'epoch_{i}.pth') for i in (1, 2)]
     assert saves == expected
@@ -458,20 +322,3 @@ def test_checkpoint_hook_saves_atomically(tmp_path, monkeypatch):
     assert pointer_at_save == [None, expected[0]]
     assert (tmp_path / 'last_checkpoint').read_text() == expected[1]
     assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
-
-
-def test_non_local_saves_use_mmengine(monkeypatch):
-    install_atomic_checkpoint_saving()
-    calls = []
-    monkeypatch.setattr(ckpt_mod, '_ORIGINAL_SAVE_CHECKPOINT',
-                        lambda ckpt, name, **kw: calls.append(name))
-    monkeypatch.setattr(ckpt_mod, 'atomic_save', lambda *a: pytest.fail('not local'))
-    mm_ckpt.save_checkpoint({}, 'pavi://project/model.pth')
-    assert calls == ['pavi://project/model.pth']
-
-
-def test_file_sha256(tmp_path):
-    path = tmp_path / 'blob.bin'
-    data = os.urandom(3000)
-    path.write_bytes(data)
-    assert file_sha256(path, chunk=1000) == hashlib.sha256(data).hexdigest()

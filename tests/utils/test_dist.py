@@ -1,4 +1,5 @@
-"""Distributed helpers: CPU process-group setup and all_gather with gradient (2 gloo ranks)."""
+"""Distributed helpers: CPU process-group setup, all_reduce, all_gather with gradient,
+DDP marking (2 gloo ranks)."""
 import importlib.util
 import os
 import os.path as osp
@@ -8,13 +9,17 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
+from torch import nn
 
 import coupleface.utils.dist as dist_mod
 from coupleface.utils.dist import (
     all_gather_no_grad,
     all_gather_with_grad,
+    all_reduce,
+    all_reduce_sum,
     get_dist_info,
     init_cpu_distributed,
+    mark_rank_local_params_for_ddp,
 )
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -33,6 +38,71 @@ def test_single_process_is_identity():
     gathered = all_gather_no_grad(x)
     assert torch.equal(gathered, x) and not gathered.requires_grad
     assert get_dist_info() == (0, 1)
+
+
+@pytest.mark.parametrize('op', ['sum', 'max', 'min', 'product'])
+def test_all_reduce_single_process_is_identity_in_place(op):
+    assert not dist.is_initialized()
+    x = torch.tensor([1.5, -2.0])
+    assert all_reduce(x, op) is x
+    torch.testing.assert_close(x, torch.tensor([1.5, -2.0]))
+    with pytest.raises(ValueError, match="op must be one of"):
+        all_reduce(x, 'mean')
+
+
+def test_all_reduce_sum_is_a_detached_copy():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    total = all_reduce_sum(x * 3)
+    assert not total.requires_grad
+    torch.testing.assert_close(total, torch.tensor([3.0, 6.0]))
+    y = torch.tensor([4.0], dtype=torch.float64)
+    out = all_reduce_sum(y)
+    assert out is not y and out.dtype == torch.float64
+
+
+def test_all_reduce_moves_cpu_tensors_to_the_backend_device(monkeypatch):
+    """Under nccl a CPU tensor is reduced on the backend's device and copied back."""
+    calls = []
+
+    def fake_all_reduce(tensor, op):
+        calls.append((tensor.device.type, op))
+        tensor.mul_(2)  # what 2 ranks holding the same value would sum to
+
+    monkeypatch.setattr(dist_mod, '_world', lambda: (0, 2))
+    monkeypatch.setattr(dist_mod.dist, 'get_backend', lambda: 'nccl')
+    monkeypatch.setattr(dist_mod, 'get_comm_device', lambda: torch.device('cpu'))
+    monkeypatch.setattr(dist_mod.dist, 'all_reduce', fake_all_reduce)
+    x = torch.tensor([1.0, 3.0])
+    assert all_reduce(x, 'max') is x
+    torch.testing.assert_close(x, torch.tensor([2.0, 6.0]))
+    assert calls == [('cpu', dist.ReduceOp.MAX)]
+    monkeypatch.setattr(dist_mod.dist, 'get_backend', lambda: 'gloo')
+    all_reduce(x)
+    assert calls[-1] == ('cpu', dist.ReduceOp.SUM)
+
+
+class _Sharded(nn.Module):
+    rank_local_params = ('weight',)
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(2, 2))
+        self.bias = nn.Parameter(torch.zeros(2))
+
+
+def test_mark_rank_local_params_for_ddp_reads_the_module_attribute():
+    model = nn.Module()
+    model.body = nn.Linear(2, 2)
+    model.head = _Sharded()
+    model.inner = nn.Sequential(_Sharded())
+    model._ddp_params_and_buffers_to_ignore = ['teacher.x']
+    expected = ['teacher.x', 'head.weight', 'inner.0.weight']
+    assert mark_rank_local_params_for_ddp(model) == expected
+    assert mark_rank_local_params_for_ddp(model) == expected  # idempotent
+    assert model._ddp_params_and_buffers_to_ignore == expected
+    assert model.head.weight._ddp_ignored and not hasattr(model.head.bias, '_ddp_ignored')
+    assert mark_rank_local_params_for_ddp(_Sharded()) == ['weight']
+    assert mark_rank_local_params_for_ddp(nn.Linear(2, 2)) == []
 
 
 def test_init_cpu_distributed_only_under_torchrun_without_cuda(monkeypatch):
@@ -90,3 +160,11 @@ def test_all_gather_with_grad_two_gloo_ranks(tmp_path):
         assert not res['no_grad_requires_grad']
         assert 'same shape on every rank' in res['unequal_error']
         assert '(1, 2)' in res['unequal_error'] and '(2, 2)' in res['unequal_error']
+        # rank r holds [r + 1, -(r + 1)]: 2 ranks give sum [3, -3], max [2, -1], ...
+        torch.testing.assert_close(res['reduced_sum'], torch.tensor([3.0, -3.0]))
+        torch.testing.assert_close(res['reduced_max'], torch.tensor([2.0, -1.0]))
+        torch.testing.assert_close(res['reduced_min'], torch.tensor([1.0, -2.0]))
+        torch.testing.assert_close(res['reduced_product'], torch.tensor([2.0, 2.0]))
+        torch.testing.assert_close(res['summed_copy'], torch.tensor([3.0, -3.0]))
+        torch.testing.assert_close(res['summed_source'], torch.tensor([rank + 1.0, -rank - 1.0]))
+        assert not res['summed_copy_requires_grad']

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from coupleface.utils.checkpoint import CheckpointFormatError
+from coupleface.utils.checkpoint_load import CheckpointFormatError
 from coupleface.utils.recognizer_checkpoint import read_recognizer_checkpoint
 
 W, B = torch.ones(2, 3), torch.zeros(2)

@@ -45,7 +45,8 @@ def extract_student(checkpoint: str, out: str) -> Dict[str, Any]:
     Raises:
         ValueError: the checkpoint has no ``student.*`` keys.
     """
-    from coupleface.utils.checkpoint import atomic_save, file_sha256
+    from coupleface.utils.checkpoint_save import atomic_save
+    from coupleface.utils.file_hash import file_sha256
     from coupleface.utils.recognizer_checkpoint import read_recognizer_checkpoint
 
     state, info = read_recognizer_checkpoint(checkpoint)

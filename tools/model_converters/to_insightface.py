@@ -163,7 +163,8 @@ def convert(checkpoint: str, out: str, config: Optional[str] = None
     )
     from coupleface.registry import MODELS
     from coupleface.setup_env import register_all_modules
-    from coupleface.utils.checkpoint import atomic_save, load_state_dict_flexible
+    from coupleface.utils.checkpoint_save import atomic_save
+    from coupleface.utils.checkpoint_state_dict import load_state_dict_flexible
     from coupleface.utils.recognizer_checkpoint import read_recognizer_checkpoint
 
     register_all_modules(init_default_scope=False)

@@ -35,7 +35,7 @@ this; iteration-based schedules keep counting iterations (so their epochs shift)
 mmengine's own world-size check only applies to configs that set ``gpu_ids``.
 
 Also on resume (rank 0), temporary checkpoint files left by a process killed while
-writing (``.<name>.pth.<pid>.<hex>.tmp`` of ``coupleface.utils.checkpoint.atomic_save``)
+writing (``.<name>.pth.<pid>.<hex>.tmp`` of ``coupleface.utils.checkpoint_save.atomic_save``)
 are removed from the work dir.
 """
 from __future__ import annotations

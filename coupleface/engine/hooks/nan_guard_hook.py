@@ -22,12 +22,13 @@ import math
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch
-from mmengine.dist import all_reduce, is_distributed
+from mmengine.dist import is_distributed
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from coupleface.registry import HOOKS
+from coupleface.utils.dist import all_reduce
 from coupleface.utils.validation import check_int
 
 DATA_BATCH = Optional[Any]

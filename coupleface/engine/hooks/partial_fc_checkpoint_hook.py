@@ -11,7 +11,7 @@ import functools
 from mmengine.hooks import Hook
 from torch import Tensor
 
-from coupleface.models.heads.partial_fc import _partial_fc_heads, gather_partial_fc_weights
+from coupleface.models.heads.partial_fc import gather_partial_fc_weights, partial_fc_heads
 from coupleface.registry import HOOKS
 
 
@@ -50,7 +50,7 @@ class PartialFCCheckpointHook(Hook):
 
         wrapper = runner.optim_wrapper
         wrappers = wrapper.values() if isinstance(wrapper, OptimWrapperDict) else [wrapper]
-        for _, head in _partial_fc_heads(runner.model):
+        for _, head in partial_fc_heads(runner.model):
             for optim_wrapper in wrappers:
                 state = optim_wrapper.optimizer.state
                 entry = state.get(head.weight)

@@ -37,6 +37,7 @@ from coupleface.mining import (
     save_relations,
 )
 from coupleface.registry import HOOKS
+from coupleface.utils.dist import all_reduce
 
 
 def _gather_rows(block: torch.Tensor, total: int) -> torch.Tensor:
@@ -205,15 +206,15 @@ class RelationMiningHook(Hook):
         dim = emb.shape[1]
         if is_distributed():  # every rank needs D even with an empty shard
             dim_t = torch.tensor([dim])
-            torch_dist.all_reduce(dim_t, op=torch_dist.ReduceOp.MAX)
+            all_reduce(dim_t, 'max')
             dim = int(dim_t)
         sums = torch.zeros(num_classes, dim, dtype=torch.float64)
         counts = torch.zeros(num_classes, dtype=torch.long)
         if len(shard):
             accumulate_centers(sums, counts, emb, labels[shard])
         if is_distributed():
-            torch_dist.all_reduce(sums)
-            torch_dist.all_reduce(counts)
+            all_reduce(sums)
+            all_reduce(counts)
         centers = centers_from_sums(sums, counts).float()
 
         per = -(-num_classes // world)
@@ -230,7 +231,7 @@ class RelationMiningHook(Hook):
                 e = torch.nn.functional.normalize(emb, dim=1)
                 cos[torch.as_tensor(shard)] = (e * centers[labels[shard]]).sum(1)
             if is_distributed():
-                torch_dist.all_reduce(cos)  # shards are disjoint: the sum assembles them
+                all_reduce(cos)  # shards are disjoint: the sum assembles them
             hard = self._hard_positive_rows(cos.numpy(), labels, num_classes)
         self.neighbours = neighbours
         self.hard_positive_table = None if hard is None else \

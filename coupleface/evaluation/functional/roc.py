@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-from .verification import _as_issame, _as_scores
+from .verification import as_issame, as_scores
 
 #: Target FARs reported by default (as in insightface's IJB evaluation).
 DEFAULT_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -58,8 +58,8 @@ def roc_curve(scores: Any, issame: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
         >>> far.tolist(), tar.tolist()
         ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
     """
-    scores = _as_scores(scores)
-    issame = _as_issame(issame, scores.size)
+    scores = as_scores(scores)
+    issame = as_issame(issame, scores.size)
     _check_both_classes(issame)
     far, tar, thresholds = skm.roc_curve(issame, scores, drop_intermediate=False)
     return far, tar, thresholds
@@ -134,8 +134,8 @@ def tar_at_far(scores: Any,
         >>> res[1e-4]['measurable'], res[1e-3]['tar'], res[1e-3]['threshold']
         (False, 0.5, 0.999)
     """
-    scores = _as_scores(scores)
-    issame = _as_issame(issame, scores.size)
+    scores = as_scores(scores)
+    issame = as_issame(issame, scores.size)
     far, tar, thresholds = roc_curve(scores, issame)
     num_negatives = int((~issame).sum())
     out = {}

@@ -29,7 +29,8 @@ from sklearn.model_selection import KFold
 INSIGHTFACE_THRESHOLDS = np.arange(0, 4, 0.01)
 
 
-def _as_issame(issame: Any, num: int) -> np.ndarray:
+def as_issame(issame: Any, num: int) -> np.ndarray:
+    """``issame`` as a 1-D bool array of length ``num`` (one-line ``ValueError`` otherwise)."""
     issame = np.asarray(issame)
     if issame.ndim != 1:
         raise ValueError(f'issame must be 1-D, got shape {issame.shape}')
@@ -38,7 +39,8 @@ def _as_issame(issame: Any, num: int) -> np.ndarray:
     return issame.astype(bool)
 
 
-def _as_scores(scores: Any) -> np.ndarray:
+def as_scores(scores: Any) -> np.ndarray:
+    """``scores`` as a non-empty, finite 1-D float64 array (one-line ``ValueError`` otherwise)."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1:
         raise ValueError(f'scores must be 1-D, got shape {scores.shape}')
@@ -136,8 +138,8 @@ def kfold_accuracy_from_scores(scores: Any,
         ...                            higher_is_same=False)['accuracy_mean']
         1.0
     """
-    scores = _as_scores(scores)
-    issame = _as_issame(issame, scores.size)
+    scores = as_scores(scores)
+    issame = as_issame(issame, scores.size)
     thresholds = _as_thresholds(thresholds)
     n_pairs = scores.size
     if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
@@ -196,6 +198,6 @@ def kfold_accuracy(embeddings1: Any,
         True
     """
     dist = pair_distances(embeddings1, embeddings2)
-    issame = _as_issame(issame, dist.size)
+    issame = as_issame(issame, dist.size)
     return kfold_accuracy_from_scores(
         dist, issame, thresholds, higher_is_same=False, n_folds=n_folds)

@@ -24,9 +24,9 @@ from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from coupleface.models.heads.partial_fc import mark_partial_fc_shards_for_ddp
 from coupleface.models.recognizers.face_recognizer import FaceRecognizer
 from coupleface.registry import MODELS
+from coupleface.utils.dist import mark_rank_local_params_for_ddp
 from coupleface.utils.seeding import get_augment_seed
 
 from .teacher import build_frozen_teacher, embedding_dim
@@ -220,7 +220,7 @@ class CoupleFaceDistiller(BaseModel):
             raise ValueError(f'grad_norm_interval must be an integer >= 0, '
                              f'got {grad_norm_interval!r}')
         self.grad_norm_interval = int(grad_norm_interval)
-        mark_partial_fc_shards_for_ddp(self)  # rank-local class-center shards stay local
+        mark_rank_local_params_for_ddp(self)  # e.g. PartialFC's class-center shards
 
     def _check_rad_bank_partners(self, num: int) -> int:
         """Validate ``rad_bank_partners`` against the teacher source and the RAD loss."""

@@ -1,7 +1,7 @@
 """Build, load and freeze the teacher of a distiller (docs/architecture.md §4 Teacher).
 
 The checkpoint is read with ``weights_only`` semantics through
-:mod:`coupleface.utils.checkpoint` (no pickled code runs). A full recognizer
+:mod:`coupleface.utils.checkpoint_load` (no pickled code runs). A full recognizer
 checkpoint and a bare insightface ``backbone.pth`` state dict both load without
 a hand step; keys still missing or unexpected after the mapping are an error
 that lists them. The teacher never needs its margin head, so the head is
@@ -15,7 +15,8 @@ from typing import Dict, Optional, Tuple
 from torch import nn
 
 from coupleface.registry import MODELS
-from coupleface.utils.checkpoint import file_sha256, load_state_dict_flexible
+from coupleface.utils.checkpoint_state_dict import load_state_dict_flexible
+from coupleface.utils.file_hash import file_sha256
 from coupleface.utils.recognizer_checkpoint import read_recognizer_checkpoint
 
 

@@ -45,10 +45,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from coupleface.registry import MODELS
+from coupleface.utils.amp import autocast_off
 from coupleface.utils.dist import all_gather_no_grad
 
 from .arcface_head import ArcFaceHead
-from .margin_head import full_precision
 
 _ALPHAS = ('adaptive', 'student_teacher', 'fixed')
 
@@ -135,7 +135,7 @@ class AdaDistillHead(ArcFaceHead):
         Returns:
             ``[B_global]`` the ``α`` of every sample of the global batch.
         """
-        with full_precision(feats.device):
+        with autocast_off(feats.device):
             dtype = self.weight.dtype if self.weight.dtype in (torch.float32, torch.float64) \
                 else torch.float32
             # every rank applies the same update: the centers never diverge across ranks

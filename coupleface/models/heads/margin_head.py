@@ -8,13 +8,13 @@ maths are in :meth:`MarginHead.margin_logits`, which works on any subset of
 columns so that PartialFC can pass only its sampled class centers.
 
 All margin maths run in fp32 (fp64 stays fp64, for gradient checks) with
-autocast disabled, so AMP/bf16 training cannot push ``acos`` out of its domain.
+autocast disabled (:mod:`coupleface.utils.amp`), so AMP/bf16 training cannot push
+``acos`` out of its domain.
 Gradients flow through the margin: nothing is changed in place under
 ``no_grad``, unlike insightface's ``logits.arccos_()`` trick.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Callable, Dict, Optional
 
@@ -23,19 +23,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-
-def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """Return a context that disables autocast on ``device`` (a no-op where
-    the device type has no autocast)."""
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
-
-
-def upcast(x: Tensor) -> Tensor:
-    """Cast half/bfloat16 (and integer) tensors to fp32; keep fp32 and fp64."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
-
+from coupleface.utils.amp import autocast_off, upcast
 
 #: The ranges :meth:`MarginHead.check_range` knows, by the words of its error message.
 _RANGES: Dict[str, Callable[[float], bool]] = {
@@ -131,7 +119,7 @@ class MarginHead(BaseModule):
         if feats.dim() != 2 or feats.shape[1] != self.in_channels:
             raise ValueError(f'feats must have shape [B, {self.in_channels}], '
                              f'got {tuple(feats.shape)}')
-        with full_precision(feats.device):
+        with autocast_off(feats.device):
             dtype = torch.promote_types(upcast(feats).dtype, upcast(self.weight).dtype)
             feats, weight = feats.to(dtype), self.weight.to(dtype)
             norms = feats.norm(p=2, dim=1)
@@ -158,7 +146,7 @@ class MarginHead(BaseModule):
 
     def _margin_logits(self, cos: Tensor, labels: Tensor,
                        norms: Optional[Tensor]) -> Tensor:
-        with full_precision(cos.device):
+        with autocast_off(cos.device):
             cos = upcast(cos)
             if norms is not None:
                 norms = norms.to(cos.dtype)

@@ -33,9 +33,11 @@ centers get a zero gradient (the optimizer still holds the whole shard, as insig
 Distributed training needs three things from the code around the head:
 
 * DDP must not average the shards (they are different tensors, even of different shapes):
-  the module wrapped by DDP calls :func:`mark_partial_fc_shards_for_ddp` on itself at the end
-  of its ``__init__`` (it fills ``_ddp_params_and_buffers_to_ignore``, which DDP and
-  MMEngine's ``MMDistributedDataParallel`` honour).
+  the head declares ``weight`` in :attr:`PartialFCHead.rank_local_params`, and the module
+  wrapped by DDP (``FaceRecognizer``, ``CoupleFaceDistiller``) calls
+  :func:`coupleface.utils.dist.mark_rank_local_params_for_ddp` on itself at the end of its
+  ``__init__`` (it fills ``_ddp_params_and_buffers_to_ignore``, which DDP and MMEngine's
+  ``MMDistributedDataParallel`` honour). Neither knows about PartialFC.
 * Checkpoints hold the full ``[C, D]`` matrix under ``weight`` (the dense head's key):
   ``state_dict()`` gathers the shards and ``load_state_dict`` slices the local shard, so a
   checkpoint resumes on any number of ranks and loads into a dense head. The gather is a
@@ -60,97 +62,23 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from coupleface.registry import MODELS
-from coupleface.utils.dist import all_gather_no_grad, all_gather_with_grad, get_dist_info
+from coupleface.utils.amp import autocast_off, upcast
+from coupleface.utils.dist import (
+    all_gather_no_grad,
+    all_gather_with_grad,
+    all_reduce,
+    get_dist_info,
+)
 
-from .margin_head import MarginHead, full_precision, upcast
+from .margin_head import MarginHead
+from .partial_fc_functions import (
+    DistributedSoftmaxCrossEntropy,
+    ScaleGradient,
+    draw_shard,
+    shard_range,
+)
 
-__all__ = [
-    'PartialFCHead', 'gather_partial_fc_weights',
-    'mark_partial_fc_shards_for_ddp', 'shard_range'
-]
-
-#: Rows per block of the shard initialisation; each block has its own seed, so the full
-#: matrix drawn for a given global seed is the same for any number of ranks.
-_INIT_BLOCK = 1024
-_GOLDEN = 0x9E3779B97F4A7C15
-
-
-def shard_range(num_classes: int, world_size: int, rank: int) -> Tuple[int, int]:
-    """The classes of rank ``rank``: ``(class_start, num_local)``, insightface's split.
-
-    The first ``num_classes % world_size`` ranks own one class more than the others.
-
-    Args:
-        num_classes: Total number of classes ``C``.
-        world_size: Number of ranks ``W``.
-        rank: This rank, in ``[0, W)``.
-
-    Returns:
-        ``(class_start, num_local)``: rank ``rank`` owns classes
-        ``[class_start, class_start + num_local)``.
-    """
-    base, extra = divmod(num_classes, world_size)
-    return base * rank + min(rank, extra), base + int(rank < extra)
-
-
-def _all_reduce(tensor: Tensor, op: dist.ReduceOp.RedOpType, world_size: int) -> Tensor:
-    if world_size > 1:
-        dist.all_reduce(tensor, op=op)
-    return tensor
-
-
-class _ScaleGradient(torch.autograd.Function):
-    """Identity forward; the gradient is multiplied by ``factor``."""
-
-    @staticmethod
-    def forward(ctx, tensor: Tensor, factor: float) -> Tensor:
-        ctx.factor = factor
-        return tensor.view_as(tensor)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tuple[Tensor, None]:
-        return grad * ctx.factor, None
-
-
-class _DistributedSoftmaxCrossEntropy(torch.autograd.Function):
-    """Mean softmax cross entropy of logits whose columns are split across ranks.
-
-    ``logits [N, K_r]`` are this rank's columns for the whole global batch; ``columns [N]``
-    the column of each row's positive on this rank, -1 when another rank holds it. The
-    backward needs no communication: ``d loss / d z = (p - (1 - eps) * onehot - eps / K) / N``
-    on the local columns, ``K`` the number of columns of all ranks.
-    """
-
-    @staticmethod
-    def forward(ctx, logits: Tensor, columns: Tensor, smoothing: float, num_columns: int,
-                world_size: int) -> Tensor:
-        owned = columns >= 0
-        row_max = logits.max(dim=1).values
-        _all_reduce(row_max, dist.ReduceOp.MAX, world_size)
-        exp = torch.exp(logits - row_max.unsqueeze(1))
-        positive = logits.gather(1, columns.clamp(min=0).unsqueeze(1)).squeeze(1)
-        stats = [exp.sum(dim=1), torch.where(owned, positive, torch.zeros_like(positive))]
-        if smoothing > 0:
-            stats.append(logits.sum(dim=1))
-        stats = _all_reduce(torch.stack(stats, dim=1), dist.ReduceOp.SUM, world_size)
-        sum_exp, positive = stats[:, 0], stats[:, 1]
-        per_row = torch.log(sum_exp) + row_max - (1.0 - smoothing) * positive
-        if smoothing > 0:
-            per_row = per_row - smoothing * stats[:, 2] / num_columns
-        ctx.save_for_backward(exp / sum_exp.unsqueeze(1), columns)
-        ctx.smoothing, ctx.num_columns = smoothing, num_columns
-        return per_row.mean()
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None]:
-        prob, columns = ctx.saved_tensors
-        grad_logits = prob - ctx.smoothing / ctx.num_columns if ctx.smoothing > 0 else prob
-        rows = torch.nonzero(columns >= 0).squeeze(1)
-        grad_logits = grad_logits.index_put(
-            (rows, columns[rows]), grad_logits.new_tensor(-(1.0 - ctx.smoothing)),
-            accumulate=True)
-        return grad_logits * (grad / prob.shape[0]), None, None, None, None
-
+__all__ = ['PartialFCHead', 'gather_partial_fc_weights', 'partial_fc_heads']
 
 @MODELS.register_module()
 class PartialFCHead(BaseModule):
@@ -182,6 +110,11 @@ class PartialFCHead(BaseModule):
         ...     sample_rate=0.1)
     """
 
+    #: Parameters that hold a different tensor on every rank (the class-center shard):
+    #: DDP must neither broadcast nor average them
+    #: (:func:`coupleface.utils.dist.mark_rank_local_params_for_ddp`).
+    rank_local_params = ('weight',)
+
     def __init__(self, margin_head: Union[dict, MarginHead], sample_rate: float = 1.0,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -206,7 +139,8 @@ class PartialFCHead(BaseModule):
             if dense_weight is not None:
                 self.weight.copy_(dense_weight[self.class_start:self.class_start + self.num_local])
             else:
-                self.weight.copy_(self._draw_shard(std=0.01))
+                self.weight.copy_(draw_shard(self.num_classes, self.in_channels, self.class_start,
+                                            self.num_local, std=0.01))
         # Full matrix gathered by gather_partial_fc_weights(), valid while the shard is unchanged.
         self._full_weight: Optional[Tensor] = None
         self._full_weight_version = -1
@@ -242,18 +176,6 @@ class PartialFCHead(BaseModule):
                                  f'{head.in_channels}], got {tuple(dense.shape)}')
             del head.weight
         return head, dense
-
-    def _draw_shard(self, std: float) -> Tensor:
-        base_seed = torch.initial_seed()
-        start, stop = self.class_start, self.class_start + self.num_local
-        parts = []
-        for block in range(start // _INIT_BLOCK, (stop - 1) // _INIT_BLOCK + 1):
-            gen = torch.Generator().manual_seed((base_seed + block * _GOLDEN) % 2**64)
-            first = block * _INIT_BLOCK
-            rows = min(_INIT_BLOCK, self.num_classes - first)
-            values = torch.randn(rows, self.in_channels, generator=gen) * std
-            parts.append(values[max(start - first, 0):min(stop - first, rows)])
-        return torch.cat(parts)
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, in_channels={self.in_channels}, '
@@ -325,11 +247,11 @@ class PartialFCHead(BaseModule):
         # Checked on the gathered labels, so every rank raises together.
         MarginHead._check_labels(all_labels, 0, self.num_classes)
         if world_size > 1:
-            all_feats = _ScaleGradient.apply(all_feats, float(world_size))
+            all_feats = ScaleGradient.apply(all_feats, float(world_size))
 
         head = self.margin_head
         index, columns = self.sample(all_labels)
-        with full_precision(feats.device):
+        with autocast_off(feats.device):
             all_feats = upcast(all_feats)
             dtype = torch.promote_types(all_feats.dtype, upcast(self.weight).dtype)
             all_feats = all_feats.to(dtype)
@@ -341,7 +263,7 @@ class PartialFCHead(BaseModule):
             owned = columns >= 0
             local_positive = MarginHead.positive_cosine(cos, columns)
             shared = torch.where(owned, local_positive.detach(), torch.zeros_like(local_positive))
-            shared = _all_reduce(shared, dist.ReduceOp.SUM, world_size)
+            shared = all_reduce(shared, 'sum')
             positive = torch.where(owned, local_positive, shared)
 
             # The positive as an extra last column on every rank, labelled as the positive:
@@ -359,12 +281,12 @@ class PartialFCHead(BaseModule):
             total_cols = num_cols
             if smoothing > 0 and world_size > 1:
                 count = torch.tensor([float(num_cols)], device=cos.device)
-                total_cols = int(_all_reduce(count, dist.ReduceOp.SUM, world_size).item())
-            loss = _DistributedSoftmaxCrossEntropy.apply(logits, columns, smoothing,
-                                                         total_cols, world_size)
+                total_cols = int(all_reduce(count, 'sum').item())
+            loss = DistributedSoftmaxCrossEntropy.apply(logits, columns, smoothing,
+                                                         total_cols)
 
             with torch.no_grad():
-                best = _all_reduce(cos.max(dim=1).values, dist.ReduceOp.MAX, world_size)
+                best = all_reduce(cos.max(dim=1).values, 'max')
                 acc = (positive.detach() >= best).to(torch.float32).mean() * 100.0
         return dict(loss_cls=loss * head.loss_weight, acc_top1=acc.detach())
 
@@ -434,33 +356,17 @@ class PartialFCHead(BaseModule):
                                       unexpected_keys, error_msgs)
 
 
-def _partial_fc_heads(model: nn.Module) -> List[Tuple[str, PartialFCHead]]:
-    return [(name, module) for name, module in model.named_modules()
-            if isinstance(module, PartialFCHead)]
-
-
-def mark_partial_fc_shards_for_ddp(model: nn.Module) -> List[str]:
-    """Make DDP leave the PartialFC shards alone (no broadcast, no gradient averaging).
-
-    Call on the module that DDP wraps (the recognizer or the distiller), at the end of its
-    ``__init__``: MMEngine wraps the model right after building it. The names are added to
-    ``model._ddp_params_and_buffers_to_ignore``, which ``DistributedDataParallel`` (and so
-    MMEngine's ``MMDistributedDataParallel``) reads when it is constructed.
+def partial_fc_heads(model: nn.Module) -> List[Tuple[str, PartialFCHead]]:
+    """Every :class:`PartialFCHead` in ``model``, with its module name.
 
     Args:
-        model: The module to be wrapped by DDP.
+        model: Any module, possibly wrapped by DDP.
 
     Returns:
-        All names DDP will ignore, the existing ones first.
+        ``(name, head)`` pairs in ``named_modules()`` order.
     """
-    names = list(getattr(model, '_ddp_params_and_buffers_to_ignore', []))
-    for name, _ in _partial_fc_heads(model):
-        param = f'{name}.weight' if name else 'weight'
-        if param not in names:
-            names.append(param)
-    nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-        model, names)
-    return names
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, PartialFCHead)]
 
 
 def gather_partial_fc_weights(model: nn.Module, dst: Optional[int] = 0) -> None:
@@ -475,6 +381,6 @@ def gather_partial_fc_weights(model: nn.Module, dst: Optional[int] = 0) -> None:
         model: A model, possibly wrapped by DDP.
         dst: The rank that will save, or ``None`` for all ranks. Defaults to 0.
     """
-    for _, head in _partial_fc_heads(model):
+    for _, head in partial_fc_heads(model):
         if head.world_size > 1:
             head._cache_full_weight(dst)

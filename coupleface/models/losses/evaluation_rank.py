@@ -45,9 +45,14 @@ import torch
 from torch import Tensor, nn
 
 from coupleface.registry import MODELS
-from coupleface.utils.dist import all_gather_no_grad, all_gather_with_grad, get_dist_info
+from coupleface.utils.amp import autocast_off
+from coupleface.utils.dist import (
+    all_gather_no_grad,
+    all_gather_with_grad,
+    all_reduce_sum,
+    get_dist_info,
+)
 
-from .feature_consistency import _all_reduce_sum, _no_autocast
 from .normalized_pair import normalized_pair
 
 _SELECTIONS = ('disagreement', 'teacher', 'all')
@@ -71,7 +76,7 @@ def far_thresholds(scores: Tensor, negatives: Tensor,
         global batch has no negative pair.
     """
     values = scores.detach()[negatives]
-    total = int(_all_reduce_sum(torch.tensor(float(values.numel()), dtype=torch.float64,
+    total = int(all_reduce_sum(torch.tensor(float(values.numel()), dtype=torch.float64,
                                              device=scores.device)).item())
     if total == 0:
         return None
@@ -208,7 +213,7 @@ class EvaluationRankLoss(nn.Module):
         if labels.shape != student.shape[:1]:
             raise ValueError(f'labels must have shape ({student.shape[0]},), '
                              f'got {tuple(labels.shape)}')
-        with _no_autocast(student.device):
+        with autocast_off(student.device):
             s, t = normalized_pair(student, teacher)
             dtype = s.dtype
             rank, world_size = get_dist_info()
@@ -241,8 +246,8 @@ class EvaluationRankLoss(nn.Module):
                 rho_t = self.soft_rank(r_t, tau_t)
                 crit_pos, crit_neg = self.critical_pairs(r_s.detach(), r_t, positives,
                                                          negatives, tau_s, tau_t)
-                n_pos = _all_reduce_sum(crit_pos.sum().to(dtype)).clamp(min=1.0)
-                n_neg = _all_reduce_sum(crit_neg.sum().to(dtype)).clamp(min=1.0)
+                n_pos = all_reduce_sum(crit_pos.sum().to(dtype)).clamp(min=1.0)
+                n_neg = all_reduce_sum(crit_neg.sum().to(dtype)).clamp(min=1.0)
             dist = (rho_s - rho_t).pow(2)
             loss = (self.pos_weight * (dist * crit_pos).sum() / n_pos
                     + self.neg_weight * (dist * crit_neg).sum() / n_neg)

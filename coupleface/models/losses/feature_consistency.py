@@ -12,32 +12,15 @@ on the whole batch, also when ranks hold different numbers of samples.
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coupleface.registry import MODELS
-from coupleface.utils.dist import get_dist_info
+from coupleface.utils.amp import autocast_off
+from coupleface.utils.dist import all_reduce_sum, get_dist_info
 
 _MODES = ('l2', 'cosine', 'mse')
-
-
-def _all_reduce_sum(value: Tensor) -> Tensor:
-    """Sum a detached tensor over ranks (identity without a process group)."""
-    value = value.detach().clone()
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(value, op=dist.ReduceOp.SUM)
-    return value
-
-
-def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Losses run in fp32 (fp64 stays fp64) whatever the AMP setting."""
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
 
 
 @MODELS.register_module()
@@ -88,7 +71,7 @@ class FeatureConsistencyLoss(nn.Module):
         if student.dim() != 2 or student.shape != teacher.shape:
             raise ValueError('student and teacher must both be B x D with the same shape, got '
                              f'{tuple(student.shape)} and {tuple(teacher.shape)}')
-        with _no_autocast(student.device):
+        with autocast_off(student.device):
             dtype = torch.promote_types(student.dtype, torch.float32)
             s = student.to(dtype)
             t = teacher.detach().to(dtype)
@@ -99,5 +82,5 @@ class FeatureConsistencyLoss(nn.Module):
             else:
                 per_sample = (s - t).pow(2).mean(dim=1)
             _, world_size = get_dist_info()
-            count = _all_reduce_sum(per_sample.new_tensor(float(per_sample.numel()))).clamp(min=1)
+            count = all_reduce_sum(per_sample.new_tensor(float(per_sample.numel()))).clamp(min=1)
             return per_sample.sum() * (world_size * self.loss_weight) / count

@@ -36,9 +36,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coupleface.registry import MODELS
-from coupleface.utils.dist import all_gather_no_grad, all_gather_with_grad, get_dist_info
+from coupleface.utils.amp import autocast_off
+from coupleface.utils.dist import (
+    all_gather_no_grad,
+    all_gather_with_grad,
+    all_reduce_sum,
+    get_dist_info,
+)
 
-from .feature_consistency import _all_reduce_sum, _no_autocast
 from .normalized_pair import normalized_pair
 
 _RELATIONS = ('cross', 'student')
@@ -165,7 +170,7 @@ class RelationAwareDistillationLoss(nn.Module):
             loss of the global batch.
         """
         self._check_inputs(student, teacher, labels, bank_teacher, bank_labels)
-        with _no_autocast(student.device):
+        with autocast_off(student.device):
             s, t = normalized_pair(student, teacher)
             dtype = s.dtype
             rank, world_size = get_dist_info()
@@ -244,7 +249,7 @@ class RelationAwareDistillationLoss(nn.Module):
                                          torch.zeros_like(r_t))
             weight = positives.to(r_t.dtype) + neg_weight
             # No informative pair on any rank: every weight is 0 and so is the loss.
-            total = _all_reduce_sum(weight.sum()).clamp(min=torch.finfo(r_t.dtype).tiny)
+            total = all_reduce_sum(weight.sum()).clamp(min=torch.finfo(r_t.dtype).tiny)
         return (weight * dist).sum() * world_size / total
 
     def _kl(self, r_s: Tensor, r_t: Tensor, informative: Tensor, world_size: int) -> Tensor:
@@ -257,5 +262,5 @@ class RelationAwareDistillationLoss(nn.Module):
             p_t = log_p_t.exp() * informative
         anchors = informative.any(dim=1)
         kl = (p_t * (log_p_t - log_p_s)).sum(dim=1) * self.temperature ** 2
-        count = _all_reduce_sum(anchors.sum().to(r_s.dtype)).clamp(min=1)
+        count = all_reduce_sum(anchors.sum().to(r_s.dtype)).clamp(min=1)
         return (kl * anchors).sum() * world_size / count

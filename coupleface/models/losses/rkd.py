@@ -18,18 +18,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coupleface.registry import MODELS
-
-from .feature_consistency import _no_autocast
+from coupleface.utils.amp import autocast_off
+from coupleface.utils.amp import upcast as _upcast
 
 
 def _check_pair(student: Tensor, teacher: Tensor) -> None:
     if student.dim() != 2 or teacher.dim() != 2 or student.shape[0] != teacher.shape[0]:
         raise ValueError('student and teacher must be B x d and B x D with the same B, got '
                          f'{tuple(student.shape)} and {tuple(teacher.shape)}')
-
-
-def _upcast(x: Tensor) -> Tensor:
-    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def pairwise_distances(emb: Tensor, eps: float = 1e-12) -> Tensor:
@@ -81,7 +77,7 @@ class RKDLoss(nn.Module):
         _check_pair(student, teacher)
         if student.shape[0] < self.min_batch:
             return student.sum() * 0.0
-        with _no_autocast(student.device):
+        with autocast_off(student.device):
             loss = self.relation_loss(_upcast(student), _upcast(teacher.detach()))
         return loss * self.loss_weight
 

@@ -14,8 +14,8 @@ from mmpretrain.structures import DataSample
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from coupleface.models.heads.partial_fc import mark_partial_fc_shards_for_ddp
 from coupleface.registry import MODELS
+from coupleface.utils.dist import mark_rank_local_params_for_ddp
 
 from .memory_format import to_channels_last
 
@@ -75,7 +75,7 @@ class FaceRecognizer(BaseModel):
         self.freeze_bn = freeze_bn
         self.channels_last = channels_last
         self._apply_memory_format()
-        mark_partial_fc_shards_for_ddp(self)  # rank-local class-center shards stay local
+        mark_rank_local_params_for_ddp(self)  # e.g. PartialFC's class-center shards
 
     def _apply_memory_format(self) -> None:
         # Only 4-D parameters and buffers change layout. Later in-place init and

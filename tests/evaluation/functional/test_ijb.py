@@ -113,8 +113,9 @@ def test_auto_scoring_picks_the_product_for_dense_blocks(monkeypatch):
     feats = rng.normal(size=(40, 8)).astype(np.float32)
     ids = np.arange(40)
     dense = score_template_pairs(feats, ids, np.repeat(ids[:5], 30), np.tile(ids[5:35], 5))
-    import coupleface.evaluation.functional.ijb as ijb
-    monkeypatch.setattr(ijb, 'DENSE_FRACTION', 2.0)  # never dense: must give the same scores
+    import coupleface.evaluation.functional.ijb_verification as ijb_verification
+    # never dense: must give the same scores
+    monkeypatch.setattr(ijb_verification, 'DENSE_FRACTION', 2.0)
     np.testing.assert_allclose(
         score_template_pairs(feats, ids, np.repeat(ids[:5], 30), np.tile(ids[5:35], 5)),
         dense, atol=1e-6)

@@ -10,6 +10,7 @@ from coupleface.evaluation.functional import (
     kfold_accuracy_from_scores,
     pair_distances,
 )
+from coupleface.evaluation.functional.verification import as_issame, as_scores
 
 
 def _reference_kfold(emb1, emb2, issame, n_folds=10):
@@ -159,3 +160,14 @@ def test_vectorised_speed():
     start = time.perf_counter()
     kfold_accuracy(emb1, emb2, issame)
     assert time.perf_counter() - start < 0.5
+
+
+def test_input_checks_shared_with_roc():
+    assert as_issame([1, 0, 1], 3).tolist() == [True, False, True]
+    with pytest.raises(ValueError, match='length mismatch: 2 scores/pairs but 3 issame'):
+        as_issame([1, 0, 1], 2)
+    assert as_scores([0.5, 1]).dtype == np.float64
+    with pytest.raises(ValueError, match='1 scores are not finite'):
+        as_scores([0.5, np.nan])
+    with pytest.raises(ValueError, match='empty input'):
+        as_scores([])

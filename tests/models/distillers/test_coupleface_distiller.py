@@ -6,7 +6,8 @@ from mmpretrain.structures import DataSample
 
 from coupleface.models.distillers import CoupleFaceDistiller
 from coupleface.registry import MODELS
-from coupleface.utils.checkpoint import CheckpointKeyError, file_sha256
+from coupleface.utils.checkpoint_state_dict import CheckpointKeyError
+from coupleface.utils.file_hash import file_sha256
 
 SIZE = 16
 

@@ -13,11 +13,12 @@ from torch import nn
 
 from coupleface.engine.hooks import PartialFCCheckpointHook
 from coupleface.models.heads import PartialFCHead
-from coupleface.models.heads.partial_fc import (
-    gather_partial_fc_weights,
-    mark_partial_fc_shards_for_ddp,
+from coupleface.models.heads.partial_fc import gather_partial_fc_weights
+from coupleface.utils.dist import (
+    get_dist_info,
+    init_cpu_distributed,
+    mark_rank_local_params_for_ddp,
 )
-from coupleface.utils.dist import get_dist_info, init_cpu_distributed
 
 LOCAL_BATCH, DIM, NUM_CLASSES = 4, 8, 11
 HEADS = {
@@ -81,7 +82,7 @@ class TinyRecognizer(nn.Module):
         with torch.no_grad():
             self.backbone.weight.copy_(backbone_weight())
         self.head.load_state_dict({'weight': full_weight()}, strict=False)
-        mark_partial_fc_shards_for_ddp(self)
+        mark_rank_local_params_for_ddp(self)
 
     def forward(self, x, y):
         return self.head.loss(self.backbone(x), y)['loss_cls']

@@ -1,15 +1,14 @@
 """PartialFCHead in one process: the dense head at sample_rate=1, sampling, sharding,
-checkpoints, autocast, and the DDP/checkpoint helpers (2 ranks: test_partial_fc_dist.py)."""
+checkpoints, autocast, and the DDP/checkpoint helpers (2 ranks: test_partial_fc_dist.py;
+sharding maths and autograd functions: test_partial_fc_functions.py)."""
 import pytest
 import torch
 from torch import nn
 
 from coupleface.models.heads import ArcFaceHead, PartialFCHead
-from coupleface.models.heads.partial_fc import (
-    mark_partial_fc_shards_for_ddp,
-    shard_range,
-)
+from coupleface.models.heads.partial_fc import partial_fc_heads
 from coupleface.registry import MODELS
+from coupleface.utils.dist import mark_rank_local_params_for_ddp
 
 C, D, B = 13, 6, 9
 HEADS = {
@@ -77,19 +76,6 @@ def test_fp32_equals_dense_head_within_1e6():
         out.append((loss, x.grad, module.weight.grad))
     for a, b in zip(*out):
         torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize('world_size', [1, 2, 3])
-@pytest.mark.parametrize('num_classes', [10, 11])
-def test_class_shards_cover_every_class_once(world_size, num_classes):
-    classes, sizes = [], []
-    for rank in range(world_size):
-        start, num_local = shard_range(num_classes, world_size, rank)
-        assert start == num_classes // world_size * rank + min(rank, num_classes % world_size)
-        classes.extend(range(start, start + num_local))
-        sizes.append(num_local)
-    assert classes == list(range(num_classes))
-    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
 def test_sampling_keeps_positives_and_counts():
@@ -249,9 +235,33 @@ def test_mark_shards_for_ddp_names_nested_heads():
     model.student.head = PartialFCHead(cfg)
     model.extra = PartialFCHead(cfg)
     model._ddp_params_and_buffers_to_ignore = ['teacher.x']
-    assert mark_partial_fc_shards_for_ddp(model) == [
+    assert PartialFCHead.rank_local_params == ('weight',)
+    assert mark_rank_local_params_for_ddp(model) == [
         'teacher.x', 'student.head.weight', 'extra.weight']
-    assert mark_partial_fc_shards_for_ddp(model) == [
+    assert mark_rank_local_params_for_ddp(model) == [
         'teacher.x', 'student.head.weight', 'extra.weight']  # idempotent
     assert model.student.head.weight._ddp_ignored
-    assert mark_partial_fc_shards_for_ddp(model.student.head) == ['weight']
+    assert mark_rank_local_params_for_ddp(model.student.head) == ['weight']
+    assert [name for name, _ in partial_fc_heads(model)] == ['student.head', 'extra']
+
+
+def test_recognizer_and_distiller_keep_ddp_off_the_shard(tmp_path):
+    """Both models learn it from the head (rank_local_params), not by knowing PartialFC."""
+    backbone = dict(type='IResNet', arch=18, input_size=16, base_channels=4,
+                    embedding_size=D)
+    student = dict(type='FaceRecognizer', backbone=backbone,
+                   head=dict(type='PartialFCHead', margin_head=dict(
+                       type='ArcFaceHead', num_classes=C, in_channels=D)))
+    recognizer = MODELS.build(student)
+    assert recognizer._ddp_params_and_buffers_to_ignore == ['head.weight']
+    dense = MODELS.build(dict(student, head=dict(type='ArcFaceHead', num_classes=C,
+                                                 in_channels=D)))
+    assert dense._ddp_params_and_buffers_to_ignore == []
+    teacher = MODELS.build(dict(type='FaceRecognizer', backbone=backbone))
+    torch.save({'state_dict': teacher.state_dict()}, tmp_path / 'teacher.pth')
+    distiller = MODELS.build(dict(
+        type='CoupleFaceDistiller', student=student,
+        teacher=dict(model=dict(type='FaceRecognizer', backbone=backbone),
+                     checkpoint=str(tmp_path / 'teacher.pth')),
+        fcd_loss=dict(type='FeatureConsistencyLoss')))
+    assert distiller._ddp_params_and_buffers_to_ignore == ['student.head.weight']
