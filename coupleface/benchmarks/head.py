@@ -7,17 +7,7 @@ import argparse
 import gc
 from typing import Dict, Optional
 
-from coupleface.utils.benchmarking import (
-    GiB,
-    PeakMemory,
-    autocast,
-    emit,
-    md_table,
-    median,
-    mib,
-    round_robin,
-    rss_bytes,
-)
+from coupleface.utils import benchmarking as bm
 
 from .common import EMBED_DIM, run_memory_jobs
 
@@ -47,7 +37,7 @@ def _head_step_fn(head, batch: int, num_classes: int, device: str, dtype: str, s
     optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9)
 
     def step() -> None:
-        with autocast(device, dtype):
+        with bm.autocast(device, dtype):
             loss = head.loss(feats, labels)['loss_cls']
         loss.backward()
         optimizer.step()
@@ -63,13 +53,13 @@ def head_memory_job(device: str, num_classes: int, rate: Optional[float], batch:
     import torch
     gc.collect()
     torch.manual_seed(0)
-    with PeakMemory(device) as build:
+    with bm.PeakMemory(device) as build:
         head = _build_head(num_classes, rate, device)
         gc.collect()
     weight = (torch.cuda.memory_allocated() - build.base if device == 'cuda'
-              else rss_bytes() - build.base)
+              else bm.rss_bytes() - build.base)
     step = _head_step_fn(head, batch, num_classes, device, dtype)
-    with PeakMemory(device) as mem:
+    with bm.PeakMemory(device) as mem:
         step()  # allocates gradient and momentum
         step()
     del head, step
@@ -127,27 +117,27 @@ def bench_head(args: argparse.Namespace) -> dict:
             torch.manual_seed(args.seed)
             fns[name] = _head_step_fn(_build_head(c, rate, device), batch, c, device,
                                       args.dtype)
-        times = round_robin(fns, args.repeats, args.warmup, device)
+        times = bm.round_robin(fns, args.repeats, args.warmup, device)
         del fns
         gc.collect()
-        base = median(times['dense ArcFace'])
+        base = bm.median(times['dense ArcFace'])
         for (cc, name, rate), m in zip(configs, mem):
             if cc != c:
                 continue
             comp = head_bytes(c, rate, batch)
-            med = median(times[name])
+            med = bm.median(times[name])
             act = m['total_bytes'] - comp['params']
             k_eff = (act - comp['centers']) / comp['logit_matrix']
             result['rows'].append(dict(num_classes=c, head=name, sample_rate=rate,
                                        computed=comp, measured=m, median_s=med,
                                        times_s=times[name], ratio=med / base, k_eff=k_eff))
-            rows.append([f'{c:,}', name, mib(comp['params']), mib(comp['logit_matrix']),
-                         mib(comp['total']), mib(m['total_bytes']),
+            rows.append([f'{c:,}', name, bm.mib(comp['params']), bm.mib(comp['logit_matrix']),
+                         bm.mib(comp['total']), bm.mib(m['total_bytes']),
                          f'{m["total_bytes"] / comp["total"]:.2f}', f'{k_eff:.1f}',
                          f'{med * 1e3:,.1f}', f'{med / base:.2f}'])
     # capacity on ranks x GiB
     ranks, gib = args.capacity_ranks, args.capacity_gib
-    budget = (gib - args.capacity_reserve_gib) * GiB
+    budget = (gib - args.capacity_reserve_gib) * bm.GiB
     global_batch = ranks * args.capacity_local_batch
     cap_rows = []
     ref = 10**9  # bytes per identity from a large C (no rounding of r * C / ranks)
@@ -193,11 +183,11 @@ def bench_head(args: argparse.Namespace) -> dict:
         'identity.']
     verdict = 'met' if pfc >= CAPACITY_TARGET else 'MISSED'
     after = ['', *cap_notes, '',
-             md_table([f'head ({ranks} x {gib:g} GiB)', 'per-rank bytes per identity',
+             bm.md_table([f'head ({ranks} x {gib:g} GiB)', 'per-rank bytes per identity',
                        'max identities'], cap_rows), '',
              f'Target: PartialFC r=0.1 >= {CAPACITY_TARGET / 1e6:g} M identities: {verdict} '
              f'({pfc / 1e6:,.1f} M).']
-    emit('Classification head', notes, md_table(
+    bm.emit('Classification head', notes, bm.md_table(
         ['identities', 'head', 'W+grad+mom MiB', 'logits MiB', 'computed MiB', 'measured MiB',
          'measured / computed', 'k measured', 'step ms', 'time ratio'], rows,
         'rl' + 'r' * 8), after)

@@ -13,18 +13,7 @@ import gc
 import os.path as osp
 from typing import Dict, List
 
-from coupleface.utils.benchmarking import (
-    MiB,
-    PeakMemory,
-    autocast,
-    emit,
-    md_table,
-    median,
-    mib,
-    plural,
-    round_robin,
-    spread,
-)
+from coupleface.utils import benchmarking as bm
 
 from .common import EMBED_DIM, backbone_config, calibrate_bn, group_labels, pretty_name
 
@@ -63,7 +52,7 @@ def _train_step_fn(model, batches: List[dict], device: str, dtype: str):
     def step() -> None:
         batch = batches[state['i'] % len(batches)]
         state['i'] += 1
-        with autocast(device, dtype):
+        with bm.autocast(device, dtype):
             data = model.data_preprocessor(batch, True)
             losses = model(**data, mode='loss')
         loss, _ = model.parse_losses(losses)
@@ -174,33 +163,33 @@ def bench_step(args: argparse.Namespace, tmp: str) -> dict:
     peak = {}
     if device == 'cuda':
         for name, fn in fns.items():  # peak memory of one step per variant
-            with PeakMemory('cuda') as mem:
+            with bm.PeakMemory('cuda') as mem:
                 fn()
             peak[name] = mem.bytes
     cpu: Dict[str, List[float]] = {}
-    times = round_robin({**fns, **comps}, args.repeats, args.warmup, device, args.seed, cpu)
-    base = median(times['(a) student alone'])
+    times = bm.round_robin({**fns, **comps}, args.repeats, args.warmup, device, args.seed, cpu)
+    base = bm.median(times['(a) student alone'])
     base_min = min(times['(a) student alone'])
-    base_cpu = median(cpu['(a) student alone'])
+    base_cpu = bm.median(cpu['(a) student alone'])
     rows, result = [], dict(config=dict(
         student=args.student, teacher=args.teacher, batch=batch, img_size=size,
         num_classes=args.num_classes, dtype=args.dtype, device=device,
         bank_samples=args.bank_samples, repeats=args.repeats, warmup=args.warmup),
         variants={}, components={})
     for name in fns:
-        med = median(times[name])
+        med = bm.median(times[name])
         entry = dict(median_s=med, times_s=times[name], ratio=med / base,
                      ratio_min=min(times[name]) / base_min,
-                     cpu_s=median(cpu[name]), cpu_ratio=median(cpu[name]) / base_cpu,
-                     images_per_s=batch / med, spread=spread(times[name]))
+                     cpu_s=bm.median(cpu[name]), cpu_ratio=bm.median(cpu[name]) / base_cpu,
+                     images_per_s=batch / med, spread=bm.spread(times[name]))
         if name in peak:
-            entry['peak_mib'] = peak[name] / MiB
+            entry['peak_mib'] = peak[name] / bm.MiB
         result['variants'][name] = entry
         row = [name, f'{med:.3f}', f'{batch / med:,.1f}', f'{med / base:.3f}',
                f'{entry["ratio_min"]:.3f}', f'{entry["cpu_ratio"]:.3f}',
                f'{entry["spread"]:.0%}']
         if device == 'cuda':
-            row.append(mib(peak[name]))
+            row.append(bm.mib(peak[name]))
         rows.append(row)
     headers = ['variant', 's/step (median)', 'images/s', 'ratio to (a)', 'ratio of minima',
                'CPU-time ratio', 'spread']
@@ -217,7 +206,7 @@ def bench_step(args: argparse.Namespace, tmp: str) -> dict:
         result['partner_target_met'] = result['partner_ratio'] <= BANK_TARGET
     comp_rows = []
     for name in comps:
-        med = median(times[name])
+        med = bm.median(times[name])
         result['components'][name] = dict(median_s=med, times_s=times[name],
                                           fraction_of_a=med / base)
         comp_rows.append([name, f'{med * 1e3:.2f}', f'{100 * med / base:.2f} %'])
@@ -226,7 +215,7 @@ def bench_step(args: argparse.Namespace, tmp: str) -> dict:
         f'batch {batch}, '
         f'{size} px, ArcFace head over {args.num_classes:,} classes (a 1,000-class head, not '
         f'MS1M\'s 85,742), SGD (momentum 0.9) step included, {args.dtype} on {device}, '
-        f'{plural(args.threads)}. {args.warmup} warm-up round(s) excluded, '
+        f'{bm.plural(args.threads)}. {args.warmup} warm-up round(s) excluded, '
         f'{args.repeats} timed rounds, variants interleaved, in a new random order each round; '
         'medians. "ratio of minima": fastest round over fastest round of (a) (least '
         'disturbed by other jobs); "CPU-time ratio": process CPU time (user + system, all '
@@ -244,8 +233,8 @@ def bench_step(args: argparse.Namespace, tmp: str) -> dict:
                       f'{"met" if result["partner_target_met"] else "MISSED"} '
                       f'({result["partner_ratio"]:.3f}x).')
     after += ['', 'Where the bank variant\'s extra time goes (same rounds, medians):', '',
-              md_table(['component (batch ' + str(batch) + ')', 'ms', 'of (a)'], comp_rows)]
-    emit('Train step', notes, md_table(headers, rows), after)
+              bm.md_table(['component (batch ' + str(batch) + ')', 'ms', 'of (a)'], comp_rows)]
+    bm.emit('Train step', notes, bm.md_table(headers, rows), after)
     del models, fns
     gc.collect()
     return result

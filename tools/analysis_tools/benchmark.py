@@ -61,7 +61,7 @@ import os.path as osp
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from coupleface.benchmarks import SECTIONS
 from coupleface.utils.benchmarking import child_main, machine_info, plural
@@ -86,6 +86,60 @@ def _str_list(text: str) -> List[str]:
     return [v.strip() for v in text.split(',') if v.strip()]
 
 
+#: The options of each section, as ``(flag, add_argument keywords)``, one argument group each.
+SECTION_OPTIONS: Dict[str, List[Tuple[str, Dict[str, Any]]]] = {
+    'step': [
+        ('--student', dict(default='mobilefacenet',
+                           help='mobilefacenet or iresnet{18,34,50,100,200}')),
+        ('--teacher', dict(default='iresnet50', help='as --student')),
+        ('--batch-size', dict(type=int, default=64)),
+        ('--img-size', dict(type=int, default=112, help='input side of "step" and "students"')),
+        ('--num-classes', dict(type=int, default=1000, help='ArcFace classes')),
+        ('--bank-samples', dict(type=int,
+                                help='teacher bank rows (default 100000, 20000 with --quick)')),
+        ('--partner-samples', dict(
+            type=int, default=16, help='mined partner images appended to the batch in variant '
+            '(e) (PartnerSampler + partner_samples; 0 leaves (e) out)')),
+        ('--with-cp', dict(action='store_true', help='gradient-checkpoint the student backbone')),
+    ],
+    'loader': [
+        ('--loader-samples', dict(type=int, help='records written and images timed (default '
+                                  '3000 / 1500)')),
+        ('--loader-workers', dict(type=_workers_list, default=None,
+                                  help='DataLoader workers (default 0,<threads>)')),
+    ],
+    'rad': [
+        ('--rad-sizes', dict(type=_int_list, default=[512, 1024, 2048, 4096, 8192],
+                             help='global batch sizes')),
+        ('--rad-local', dict(type=int, default=512,
+                             help='B_local of the simulated multi-rank series')),
+    ],
+    'mining': [
+        ('--mining-sizes', dict(type=_int_list, help='identities (default 1000,10000,50000,'
+                                '100000; no 100000 with --quick)')),
+        ('--mining-dtypes', dict(type=_str_list, default=['float32', 'bfloat16'],
+                                 help='matmul precisions of the kNN blocks')),
+    ],
+    'head': [
+        ('--head-classes', dict(type=_int_list, help='identities (default 1000,10000,100000; '
+                                '+1000000 with --big)')),
+        ('--head-batch', dict(type=int, default=128, help='batch of the head step')),
+        ('--capacity-ranks', dict(type=int, default=8)),
+        ('--capacity-gib', dict(type=float, default=80.0, help='memory per rank')),
+        ('--capacity-reserve-gib', dict(type=float, default=16.0, help='per-rank memory kept '
+                                        'for the backbone, activations, CUDA context')),
+        ('--capacity-local-batch', dict(type=int, default=128, help='per-rank batch; PartialFC '
+                                        'computes logits of the global batch')),
+    ],
+    'students': [
+        ('--students', dict(type=_str_list,
+                            default=['mobilefacenet', 'iresnet18', 'iresnet50', 'iresnet100'])),
+        ('--latency-runs', dict(type=int, help='timed onnxruntime runs per model per round '
+                                '(default 20 / 10)')),
+    ],
+}
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='coupleface speed and memory benchmarks (ratios measured in one run)',
@@ -106,52 +160,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--isolate', action=argparse.BooleanOptionalAction, default=True,
                         help='a fresh worker process per memory measurement (CPU)')
     parser.add_argument('--seed', type=int, default=0)
-    step = parser.add_argument_group('step')
-    step.add_argument('--student', default='mobilefacenet',
-                      help='mobilefacenet or iresnet{18,34,50,100,200}')
-    step.add_argument('--teacher', default='iresnet50', help='as --student')
-    step.add_argument('--batch-size', type=int, default=64)
-    step.add_argument('--img-size', type=int, default=112,
-                      help='input side of "step" and "students"')
-    step.add_argument('--num-classes', type=int, default=1000, help='ArcFace classes')
-    step.add_argument('--bank-samples', type=int,
-                      help='teacher bank rows (default 100000, 20000 with --quick)')
-    step.add_argument('--partner-samples', type=int, default=16,
-                      help='mined partner images appended to the batch in variant (e) '
-                      '(PartnerSampler + partner_samples; 0 leaves (e) out)')
-    step.add_argument('--with-cp', action='store_true',
-                      help='gradient-checkpoint the student backbone')
-    loader = parser.add_argument_group('loader')
-    loader.add_argument('--loader-samples', type=int,
-                        help='records written and images timed (default 3000 / 1500)')
-    loader.add_argument('--loader-workers', type=_workers_list, default=None,
-                        help='DataLoader workers (default 0,<threads>)')
-    rad = parser.add_argument_group('rad')
-    rad.add_argument('--rad-sizes', type=_int_list, default=[512, 1024, 2048, 4096, 8192],
-                     help='global batch sizes')
-    rad.add_argument('--rad-local', type=int, default=512,
-                     help='B_local of the simulated multi-rank series')
-    mining = parser.add_argument_group('mining')
-    mining.add_argument('--mining-sizes', type=_int_list,
-                        help='identities (default 1000,10000,50000,100000; no 100000 with '
-                        '--quick)')
-    mining.add_argument('--mining-dtypes', type=_str_list, default=['float32', 'bfloat16'],
-                        help='matmul precisions of the kNN blocks')
-    head = parser.add_argument_group('head')
-    head.add_argument('--head-classes', type=_int_list,
-                      help='identities (default 1000,10000,100000; +1000000 with --big)')
-    head.add_argument('--head-batch', type=int, default=128, help='batch of the head step')
-    head.add_argument('--capacity-ranks', type=int, default=8)
-    head.add_argument('--capacity-gib', type=float, default=80.0, help='memory per rank')
-    head.add_argument('--capacity-reserve-gib', type=float, default=16.0,
-                      help='per-rank memory kept for the backbone, activations, CUDA context')
-    head.add_argument('--capacity-local-batch', type=int, default=128,
-                      help='per-rank batch; PartialFC computes logits of the global batch')
-    students = parser.add_argument_group('students')
-    students.add_argument('--students', type=_str_list,
-                          default=['mobilefacenet', 'iresnet18', 'iresnet50', 'iresnet100'])
-    students.add_argument('--latency-runs', type=int,
-                          help='timed onnxruntime runs per model per round (default 20 / 10)')
+    for name, options in SECTION_OPTIONS.items():
+        group = parser.add_argument_group(name)
+        for flag, kwargs in options:
+            group.add_argument(flag, **kwargs)
     parser.add_argument('--worker', help=argparse.SUPPRESS)  # internal: JSON job spec
     args = parser.parse_args(argv)
     unknown = sorted(set(args.sections) - set(SECTIONS))
