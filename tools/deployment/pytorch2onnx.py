@@ -54,11 +54,11 @@ def parse_batches(text: str) -> List[int]:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from coupleface.utils.cli import add_model_arguments
+
     parser = argparse.ArgumentParser(
         description='Export a face recognizer (or a distilled student) to ONNX')
-    parser.add_argument('config', help='config file path (or coupleface::rel/path.py)')
-    parser.add_argument('checkpoint', help='recognizer, distiller or insightface backbone '
-                        'checkpoint')
+    add_model_arguments(parser)
     parser.add_argument('--out', required=True, help='output .onnx file')
     parser.add_argument('--opset', type=int, default=MIN_OPSET,
                         help=f'ONNX opset (>= {MIN_OPSET}); default %(default)s')
