@@ -10,8 +10,9 @@ Sections (``--sections``, comma-separated; all by default):
   Defaults: IResNet-50 teacher -> MobileFaceNet student, batch 64, 112 px, ArcFace head
   over 1,000 classes. Variants are interleaved round-robin (each round in a new random
   order), warm-up rounds are excluded, medians are reported.
-* ``loader``: images/s of the RecordIO data path (``benchmark_dataloader.py``'s
-  ``MXFaceDataset`` + pipeline) against a raw ``cv2.imdecode`` DataLoader, interleaved.
+* ``loader``: images/s of the RecordIO data path (``MXFaceDataset`` + pipeline, built as
+  ``benchmark_dataloader.py`` builds it) against a raw ``cv2.imdecode`` DataLoader,
+  interleaved.
 * ``rad``: FCD + RAD forward+backward time and peak memory at global batches 512 ... 8192
   (d = 512), single process (B_local = B_global), and B_local = 512 anchors against
   B_global partners (the other ranks' teacher embeddings passed as extra partners, the
