@@ -30,25 +30,26 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from coupleface.utils.cli import (
+        add_embedding_arguments,
+        add_flip_arguments,
+        add_model_arguments,
+        add_progress_argument,
+        check_batch_size,
+    )
+
     parser = argparse.ArgumentParser(description='Embed the face images of a folder')
-    parser.add_argument('config', help='config file path (or coupleface::rel/path.py)')
-    parser.add_argument('checkpoint', help='recognizer, distiller or insightface backbone '
-                        'checkpoint')
+    add_model_arguments(parser)
     parser.add_argument('img_dir', help='folder of face images (searched recursively)')
     parser.add_argument('--out', required=True, help='output prefix: writes OUT.npy, OUT.txt')
     parser.add_argument('--landmarks', help='text file: "relative/path x1 y1 ... x5 y5" per '
                         'unaligned image')
-    parser.add_argument('--batch-size', type=int, default=64, help='images per forward pass')
-    parser.add_argument('--device', default='cpu', help='torch device, e.g. cuda:0')
-    flip = parser.add_mutually_exclusive_group()
-    flip.add_argument('--flip', dest='flip_test', action='store_true', default=None,
-                      help='fuse image and mirror embeddings (default: the config\'s flip_test)')
-    flip.add_argument('--no-flip', dest='flip_test', action='store_false')
+    add_embedding_arguments(parser, batch_size=64, progress=False)
+    add_flip_arguments(parser)
     parser.add_argument('--raw', action='store_true', help='write raw (unnormalised) embeddings')
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_progress_argument(parser)
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    check_batch_size(parser, args)
     return args
 
 

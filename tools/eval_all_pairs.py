@@ -25,10 +25,10 @@ import numpy as np
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from coupleface.utils.cli import add_embedding_arguments, add_model_arguments, check_batch_size
+
     parser = argparse.ArgumentParser(description='TAR@FAR over all pairs of a labelled set')
-    parser.add_argument('config', help='config file path (or coupleface::rel/path.py)')
-    parser.add_argument('checkpoint', help='recognizer, distiller or insightface backbone '
-                        'checkpoint')
+    add_model_arguments(parser)
     parser.add_argument('set_dir', help='folder with the RecordIO set (ids.rec, ids.idx, '
                         'property)')
     parser.add_argument('--rec', default='ids.rec', help='record file in SET_DIR')
@@ -36,14 +36,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--fars', type=float, nargs='+', default=[1e-2, 1e-3, 1e-4],
                         help='target FARs')
     parser.add_argument('--out', help='write the figures to this JSON file')
-    parser.add_argument('--batch-size', type=int, default=128, help='images per forward pass')
-    parser.add_argument('--chunk-size', type=int, default=2048,
-                        help='similarity rows scored at once')
-    parser.add_argument('--device', default='cpu', help='torch device, e.g. cuda:0')
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_embedding_arguments(parser, batch_size=128, chunk_size=2048)
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    check_batch_size(parser, args)
     return args
 
 

@@ -29,10 +29,10 @@ from typing import Optional, Sequence
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from coupleface.utils.cli import add_model_arguments
+
     parser = argparse.ArgumentParser(description='IJB-B / IJB-C template evaluation')
-    parser.add_argument('config', help='config file path (or coupleface::rel/path.py)')
-    parser.add_argument('checkpoint', help='recognizer, distiller or insightface backbone '
-                        'checkpoint')
+    add_model_arguments(parser)
     parser.add_argument('--root', required=True, help='IJB folder (meta/ and loose_crop/)')
     parser.add_argument('--name', default='ijbc', choices=['ijbb', 'ijbc'],
                         help='which set: the meta files prefix (default ijbc)')

@@ -51,6 +51,8 @@ ALL_PAIRS_FILES = ('ids.rec', 'ids.idx', 'property')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    from coupleface.utils.cli import add_synthfaces_arguments
+
     parser = argparse.ArgumentParser(
         description='Generate SynthFaces: the training set (OUT_DIR/train.rec, train.idx and '
         'property with --format rec; OUT_DIR/train/<id>/<img>.jpg with --format folder), '
@@ -78,10 +80,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'test, unseen in training; 0 = none)')
     parser.add_argument('--all-pairs-imgs', type=int, default=10,
                         help='images per identity of the all-pairs sets')
-    parser.add_argument('--size', type=int, default=112, help='image side (px)')
-    parser.add_argument('--difficulty', type=float, default=0.8,
-                        help='0 (easy) .. 1 (hard): nuisance and identity closeness')
-    parser.add_argument('--seed', type=int, default=0, help='world seed')
+    add_synthfaces_arguments(parser, difficulty=0.8)
     parser.add_argument('--set', dest='overrides', action='append', default=[],
                         metavar='KEY=VALUE',
                         help='override a SynthFacesConfig field, e.g. --set occlusion_prob=0.1 '

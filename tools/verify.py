@@ -23,10 +23,10 @@ import numpy as np
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from coupleface.utils.cli import add_flip_arguments, add_model_arguments
+
     parser = argparse.ArgumentParser(description='Verify whether two faces are the same person')
-    parser.add_argument('config', help='config file path (or coupleface::rel/path.py)')
-    parser.add_argument('checkpoint', help='recognizer, distiller or insightface backbone '
-                        'checkpoint')
+    add_model_arguments(parser)
     parser.add_argument('img1', help='first face image')
     parser.add_argument('img2', help='second face image')
     source = parser.add_mutually_exclusive_group(required=True)
@@ -42,10 +42,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='torch device, e.g. cuda:0')
     parser.add_argument('--batch-size', type=int, default=64,
                         help='images per forward pass while calibrating')
-    flip = parser.add_mutually_exclusive_group()
-    flip.add_argument('--flip', dest='flip_test', action='store_true', default=None,
-                      help='fuse image and mirror embeddings (default: the config\'s flip_test)')
-    flip.add_argument('--no-flip', dest='flip_test', action='store_false')
+    add_flip_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -4,12 +4,16 @@ Config and data errors (``ValueError``, ``KeyError``, ``FileNotFoundError`` and
 our own error types derived from them) are printed as ``error: <message>`` (one
 line, followed by a listing where the message has one, e.g. mismatched
 checkpoint keys) and exit with status 1. Set ``COUPLEFACE_DEBUG=1`` to see the full traceback.
+
+The ``add_*_arguments`` helpers are the options several tools share (model, embedding,
+SynthFaces rendering), so that they read and default alike.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
 
@@ -26,3 +30,59 @@ def run_cli(main: Callable[[], object]) -> int:
         print(f'error: {type(e).__name__}: {msg}', file=sys.stderr)
         return 1
     return 0
+
+
+# ------------------------------------------------------------------------ argparse helpers
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The positional ``config`` and ``checkpoint`` of the tools that load a recognizer."""
+    parser.add_argument('config', help='config file path (or coupleface::rel/path.py)')
+    parser.add_argument('checkpoint', help='recognizer, distiller or insightface backbone '
+                        'checkpoint')
+
+
+def add_embedding_arguments(parser: argparse.ArgumentParser, batch_size: int = 128,
+                            chunk_size: Optional[int] = None, progress: bool = True) -> None:
+    """``--batch-size``, [``--chunk-size``], ``--device`` [and ``--no-progress``] of the tools
+    that embed images (check the batch size with :func:`check_batch_size`).
+
+    Args:
+        parser: The tool's parser.
+        batch_size: Default images per forward pass.
+        chunk_size: Default similarity rows scored at once; None: no ``--chunk-size``.
+        progress: Also add ``--no-progress``.
+    """
+    parser.add_argument('--batch-size', type=int, default=batch_size,
+                        help='images per forward pass')
+    if chunk_size is not None:
+        parser.add_argument('--chunk-size', type=int, default=chunk_size,
+                            help='similarity rows scored at once')
+    parser.add_argument('--device', default='cpu', help='torch device, e.g. cuda:0')
+    if progress:
+        add_progress_argument(parser)
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress``."""
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def check_batch_size(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit through ``parser.error`` when ``args.batch_size`` is below 1."""
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+
+
+def add_synthfaces_arguments(parser: argparse.ArgumentParser, difficulty: float) -> None:
+    """``--size``, ``--difficulty`` and ``--seed`` of the tools that render SynthFaces."""
+    parser.add_argument('--size', type=int, default=112, help='image side (px)')
+    parser.add_argument('--difficulty', type=float, default=difficulty,
+                        help='0 (easy) .. 1 (hard): nuisance and identity closeness')
+    parser.add_argument('--seed', type=int, default=0, help='SynthFaces world seed')
+
+
+def add_flip_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--flip`` / ``--no-flip`` (``args.flip_test``; None: the config's ``flip_test``)."""
+    flip = parser.add_mutually_exclusive_group()
+    flip.add_argument('--flip', dest='flip_test', action='store_true', default=None,
+                      help='fuse image and mirror embeddings (default: the config\'s flip_test)')
+    flip.add_argument('--no-flip', dest='flip_test', action='store_false')

@@ -24,6 +24,11 @@ def _cpuinfo() -> Dict[str, str]:
     return info
 
 
+def cpu_model() -> str:
+    """The CPU model name (``/proc/cpuinfo``; ``platform`` where it is missing)."""
+    return _cpuinfo().get('model name') or platform.processor() or platform.machine()
+
+
 def describe_cpu() -> str:
     """One line: CPU model, its widest x86 vector ISA and any forced oneDNN ISA.
 
@@ -32,7 +37,7 @@ def describe_cpu() -> str:
         ``'AMD EPYC (avx2)'``.
     """
     info = _cpuinfo()
-    name = info.get('model name') or platform.processor() or platform.machine()
+    name = cpu_model()
     flags = set(info.get('flags', '').split())
     isa = next((f for f in ('avx512f', 'avx2', 'avx') if f in flags), 'no avx')
     forced = os.environ.get('ONEDNN_MAX_CPU_ISA')

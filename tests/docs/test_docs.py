@@ -186,8 +186,13 @@ def test_paths_exist():
 
 
 def test_tool_flags_exist():
+    # a tool that calls the shared argparse helpers (coupleface/utils/cli.py) defines their flags
+    helpers = (ROOT / 'coupleface' / 'utils' / 'cli.py').read_text(encoding='utf-8')
     tools = {p.relative_to(ROOT).as_posix(): p.read_text(encoding='utf-8')
              for p in (ROOT / 'tools').rglob('*.py')}
+    uses_helpers = re.compile(r'from coupleface\.utils\.cli import \(?[^)]*?\badd_\w+_argument')
+    tools = {rel: text + (helpers if uses_helpers.search(text) else '')
+             for rel, text in tools.items()}
     problems = []
     for rel, text in _doc_texts():
         for lang, body in _blocks(text):

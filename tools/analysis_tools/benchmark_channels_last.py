@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import statistics
-import time
 from typing import Callable, Dict, List
 
 import torch
 
+from coupleface.utils.benchmarking import format_ratio, median, round_robin, spread
 from coupleface.utils.cpu_info import describe_cpu
 
 BACKBONES = {
@@ -88,35 +86,28 @@ def make_step(model: torch.nn.Module, inputs: torch.Tensor, dtype,
     return step
 
 
-def time_variants(steps: Dict[str, Callable[[], None]], args, sync) -> Dict[str, List[float]]:
-    """Seconds per step of each variant, one entry per timed round."""
-    rng = random.Random(args.seed)
-    times: Dict[str, List[float]] = {v: [] for v in steps}
-    for round_idx in range(args.warmup + args.rounds):
-        order = list(steps)
-        rng.shuffle(order)
-        for variant in order:
-            sync()
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                steps[variant]()
-            sync()
-            if round_idx >= args.warmup:
-                times[variant].append((time.perf_counter() - start) / args.steps)
-    return times
+def time_variants(steps: Dict[str, Callable[[], None]], args,
+                  device_type: str) -> Dict[str, List[float]]:
+    """Seconds per step of each variant, one entry per timed round (interleaved rounds of
+    :func:`coupleface.utils.benchmarking.round_robin`, ``--steps`` steps per timing)."""
+    def repeat(step: Callable[[], None]) -> Callable[[], None]:
+        return lambda: [step() for _ in range(args.steps)]
+
+    times = round_robin({v: repeat(step) for v, step in steps.items()}, args.rounds,
+                        args.warmup, device_type, args.seed)
+    return {v: [t / args.steps for t in ts] for v, ts in times.items()}
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    cuda = torch.device(args.device).type == 'cuda'
+    device_type = torch.device(args.device).type
+    cuda = device_type == 'cuda'
     if cuda:
         torch.backends.cudnn.benchmark = True
-        sync = torch.cuda.synchronize
         hardware = torch.cuda.get_device_name()
     else:
-        sync = lambda: None  # noqa: E731
         hardware = f'{describe_cpu()}, {torch.get_num_threads()} thread(s)'
     torch.manual_seed(args.seed)
     inputs = torch.randn(args.batch_size, 3, args.size, args.size, device=args.device)
@@ -133,12 +124,12 @@ def main(argv=None) -> None:
         models = build_models(name, args.size, args.device)
         steps = {v: make_step(m, inputs, DTYPES[args.dtype], args.device)
                  for v, m in models.items()}
-        times = time_variants(steps, args, sync)
-        med = {v: statistics.median(t) for v, t in times.items()}
-        spread = max((max(t) - min(t)) / statistics.median(t) for t in times.values())
+        times = time_variants(steps, args, device_type)
+        med = {v: median(t) for v, t in times.items()}
+        worst = max(spread(t) for t in times.values())
         print(f"| {name} | {1e3 * med['contiguous']:.1f} | {1e3 * med['channels_last']:.1f} "
-              f"| {med['channels_last'] / med['contiguous']:.3f} "
-              f"| {med[VARIANTS[1]] / med['contiguous']:.3f} | {100 * spread:.0f}% |",
+              f"| {format_ratio(med['channels_last'], med['contiguous'])} "
+              f"| {format_ratio(med[VARIANTS[1]], med['contiguous'])} | {100 * worst:.0f}% |",
               flush=True)
         del models, steps
         if cuda:

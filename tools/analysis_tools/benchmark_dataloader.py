@@ -23,12 +23,19 @@ import argparse
 import json
 import os
 import os.path as osp
-import resource
-import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
+
+from coupleface.benchmarks.recordio_data import (
+    RawDecode,
+    build_dataset,
+    images_per_s,
+    make_loader,
+    make_synthetic,
+)
+from coupleface.utils.benchmarking import MiB, child_env, peak_rss_bytes, run_json_child
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -49,115 +56,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _rss_mib() -> float:
-    """Peak RSS of this process in MiB (psutil is not needed)."""
-    try:  # Linux: VmHWM restarts at exec, unlike ru_maxrss which keeps the parent's peak
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return kib / (1024 * 1024) if sys.platform == 'darwin' else kib / 1024
-
-
-def make_synthetic(prefix: str, num: int, ids: int = 0, seed: int = 0, side: int = 112) -> dict:
-    """``num`` textured JPEGs (~6 KB each at 112 px, like aligned face crops) as a .rec set."""
-    import cv2
-    import numpy as np
-
-    from coupleface.datasets.mx_face_dataset import write_insightface_rec
-
-    rng = np.random.default_rng(seed)
-    pool = []
-    for _ in range(64):  # distinct images, reused: encoding is not what we measure
-        img = cv2.GaussianBlur(rng.normal(128, 60, (side, side, 3)).astype(np.float32),
-                               (0, 0), 1.6)
-        img = np.clip(img * 2 - 128, 0, 255).astype(np.uint8)
-        pool.append(cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
-    ids = ids or max(1, num // 20)
-    per = -(-num // ids)
-    samples = ((i // per, pool[i % len(pool)]) for i in range(num))
-    return write_insightface_rec(prefix, samples)
-
-
-def _loader(dataset, workers: int, batch_size: int, seed: int = 0):
-    import torch
-    from mmengine.dataset import pseudo_collate
-
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, generator=g, num_workers=workers,
-        collate_fn=pseudo_collate, multiprocessing_context='fork' if workers else None)
-
-
-def _images_per_s(loader, num_samples: int) -> float:
-    """Throughput after the first batch (worker start-up excluded)."""
-    it = iter(loader)
-    next(it)
-    seen, t0 = 0, time.perf_counter()
-    for batch in it:
-        seen += len(next(iter(batch.values()))) if isinstance(batch, dict) else len(batch)
-        if seen >= num_samples:
-            break
-    return seen / (time.perf_counter() - t0)
-
-
-class _RawDecode:
-    """In-memory payloads, ``cv2.imdecode`` only: the floor any loader pays."""
-
-    def __init__(self, payloads: List[bytes]) -> None:
-        self.payloads = payloads
-
-    def __len__(self) -> int:
-        return len(self.payloads)
-
-    def __getitem__(self, i: int):
-        import cv2
-        import numpy as np
-        return cv2.imdecode(np.frombuffer(self.payloads[i], np.uint8), cv2.IMREAD_COLOR)
-
-
-def _build_dataset(prefix: str, full_pipeline: bool = True):
-    from mmcv.transforms import RandomFlip
-
-    from coupleface.datasets.mx_face_dataset import MXFaceDataset
-    from coupleface.datasets.transforms import LoadFaceImage, PackFaceInputs
-
-    pipeline = [LoadFaceImage(size=112)]
-    if full_pipeline:
-        pipeline += [RandomFlip(prob=0.5, direction='horizontal'), PackFaceInputs()]
-    return MXFaceDataset(data_root=osp.dirname(osp.abspath(prefix)),
-                         rec_file=osp.basename(prefix) + '.rec',
-                         idx_file=osp.basename(prefix) + '.idx',
-                         property_file=None, pipeline=pipeline)
-
-
 def rss_probe(prefix: str) -> dict:
     """Child process: peak RSS before and after reading + decoding every record once."""
     import cv2
     import numpy as np
 
     from coupleface.datasets.mx_record import unpack
-    before = _rss_mib()
-    dataset = _build_dataset(prefix)
+    before = peak_rss_bytes() / MiB  # VmHWM restarts at exec, unlike ru_maxrss
+    dataset = build_dataset(prefix)
     reader = dataset.reader
     keys = dataset.get_rec_keys()
     for i in range(keys.size):
         _, payload = unpack(reader.read_idx(int(keys[i])))
         cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
     return dict(records=len(dataset), file_mib=osp.getsize(prefix + '.rec') / 2**20,
-                rss_before_mib=before, rss_peak_mib=_rss_mib())
+                rss_before_mib=before, rss_peak_mib=peak_rss_bytes() / MiB)
 
 
 def _run_probe(prefix: str) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    out = subprocess.run([sys.executable, osp.abspath(__file__), '--rec', prefix,
-                          '--rss-probe', prefix], capture_output=True, text=True, env=env,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json_child([osp.abspath(__file__), '--rec', prefix, '--rss-probe', prefix],
+                          child_env(threads=1, mmap_threshold=None))
 
 
 def benchmark(prefix: str, args: argparse.Namespace) -> None:
@@ -168,7 +86,7 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
 
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
-    dataset = _build_dataset(prefix)
+    dataset = build_dataset(prefix)
     scan_s = time.perf_counter() - t0
     reader = dataset.reader
     n = len(dataset)
@@ -193,13 +111,13 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
         cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR)
     decode_us = (time.perf_counter() - t0) / len(subset) * 1e6
 
-    raw = _RawDecode(payloads)
-    load_only = _build_dataset(prefix, full_pipeline=False)
+    raw = RawDecode(payloads)
+    load_only = build_dataset(prefix, full_pipeline=False)
     rows = []
     for w in args.workers:
-        ours = _images_per_s(_loader(dataset, w, args.batch_size), args.num_samples)
-        load = _images_per_s(_loader(load_only, w, args.batch_size), args.num_samples)
-        base = _images_per_s(_loader(raw, w, args.batch_size), args.num_samples)
+        ours = images_per_s(make_loader(dataset, w, args.batch_size), args.num_samples)
+        load = images_per_s(make_loader(load_only, w, args.batch_size), args.num_samples)
+        base = images_per_s(make_loader(raw, w, args.batch_size), args.num_samples)
         rows.append((w, ours, load, base))
 
     print(f'\nRecordIO data path: {prefix}.rec  ({n} records, '

@@ -30,6 +30,8 @@ import sys
 import time
 import tracemalloc
 
+from coupleface.utils.benchmarking import MiB, peak_rss_bytes, reset_peak_rss, rss_bytes
+
 IJBC_PAIRS, IJBC_TEMPLATES, IJBC_GALLERY, IJBC_POSITIVES = 15_658_489, 23_124, 3_531, 19_557
 LIMIT_GIB = 2.0
 
@@ -53,27 +55,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write the figures to this JSON file')
     return parser.parse_args(argv)
-
-
-def _status_mib(field: str) -> float:
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float('nan')
-
-
-def _reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False when not possible."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
 
 
 def make_inputs(args: argparse.Namespace, num_pairs: int):
@@ -102,15 +83,15 @@ def main(argv=None) -> dict:
 
     from coupleface.evaluation.functional import score_template_pairs, tar_at_far
 
-    rss_imports = _status_mib('VmRSS')  # interpreter, numpy, torch (via coupleface)
+    rss_imports = rss_bytes() / MiB  # interpreter, numpy, torch (via coupleface)
     num_pairs = max(1, int(round(args.pairs * args.fraction)))
     feats, ids, t1, t2 = make_inputs(args, num_pairs)
     input_mib = (feats.nbytes + ids.nbytes + t1.nbytes + t2.nbytes) / 2**20
     limits = threadpool_limits(args.threads) if args.threads else None
     threads = max((p.get('num_threads', 1) for p in threadpool_info()), default=1)
 
-    rss_before = _status_mib('VmRSS')
-    reset = _reset_peak_rss()
+    rss_before = rss_bytes() / MiB
+    reset = reset_peak_rss()
     tracemalloc.start()
     start = time.perf_counter()
     cpu_start = time.process_time()
@@ -120,7 +101,7 @@ def main(argv=None) -> dict:
     cpu_seconds = time.process_time() - cpu_start
     traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    peak_rss = _status_mib('VmHWM') if reset else float('nan')
+    peak_rss = peak_rss_bytes() / MiB if reset else float('nan')
 
     out = dict(pairs=num_pairs, full_pairs=args.pairs, templates=args.templates, dim=args.dim,
                layout=args.layout, method=args.method, chunk_size=args.chunk_size,
@@ -151,11 +132,11 @@ def main(argv=None) -> dict:
         positives = max(1, int(round(IJBC_POSITIVES * num_pairs / IJBC_PAIRS)))
         labels = np.zeros(num_pairs, bool)
         labels[rng.choice(num_pairs, positives, replace=False)] = True
-        _reset_peak_rss()
+        reset_peak_rss()
         start = time.perf_counter()
         tar_at_far(scores, labels)
         out['roc_seconds'] = round(time.perf_counter() - start, 3)
-        out['roc_peak_rss_mib'] = round(_status_mib('VmHWM'), 1)
+        out['roc_peak_rss_mib'] = round(peak_rss_bytes() / MiB, 1)
         print(f'  TAR@FAR (6 targets) on the scores: {out["roc_seconds"]:.2f} s, peak RSS '
               f'{out["roc_peak_rss_mib"]:,.0f} MiB')
     if limits is not None:

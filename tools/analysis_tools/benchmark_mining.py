@@ -2,12 +2,12 @@
 
 Each configuration runs in a fresh subprocess (so its peak RSS is its own) on random
 unit-norm centers, with ``torch`` limited to ``--threads`` threads. Peak memory is the
-process's peak resident set size (``ru_maxrss``; torch's allocations are invisible to
-``tracemalloc``), reported in total and above the RSS before mining (Python, torch and
-the centers themselves). Low-precision runs also report their agreement with the exact
-float32 neighbours of the same centers. ``CPU s`` (process CPU time) and the 1-minute load
-average at the end of each run tell whether other processes shared the cores: on a busy
-machine wall time is not the cost of mining.
+process's peak resident set size (``VmHWM``, which restarts at exec, unlike ``ru_maxrss``;
+torch's allocations are invisible to ``tracemalloc``), reported in total and above the RSS
+before mining (Python, torch and the centers themselves). Low-precision runs also report
+their agreement with the exact float32 neighbours of the same centers. ``CPU s`` (process
+CPU time) and the 1-minute load average at the end of each run tell whether other
+processes shared the cores: on a busy machine wall time is not the cost of mining.
 
 Examples:
     python tools/analysis_tools/benchmark_mining.py
@@ -20,11 +20,10 @@ import argparse
 import json
 import os
 import os.path as osp
-import resource
-import subprocess
-import sys
 import tempfile
 import time
+
+from coupleface.utils.benchmarking import MiB, child_env, peak_rss_bytes, rss_bytes, run_json_child
 
 TARGET_IDS, TARGET_GIB, TARGET_S = 100_000, 2.0, 60.0
 
@@ -46,14 +45,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _rss_mib() -> float:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
-
-
 def worker(args: argparse.Namespace) -> None:
     """Mine once and print one JSON line: seconds, peak and baseline RSS."""
     import numpy as np
@@ -65,7 +56,7 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(args.seed)
     centers = torch.nn.functional.normalize(torch.randn(size, args.dim, generator=gen), dim=1)
-    baseline = _rss_mib()
+    baseline = rss_bytes() / MiB
     cpu_start = time.process_time()
     start = time.perf_counter()
     neighbours, _ = mine_neighbour_identities(
@@ -73,7 +64,7 @@ def worker(args: argparse.Namespace) -> None:
         matmul_dtype=None if dtype == 'float32' else dtype)
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_bytes() / MiB
     np.save(osp.join(args.save_dir, f'{size}_{dtype}.npy'), neighbours.numpy())
     print(json.dumps(dict(size=size, dtype=dtype, seconds=seconds, cpu_seconds=cpu_seconds,
                           load=os.getloadavg()[0], peak_mib=peak,
@@ -87,7 +78,7 @@ def main(argv=None) -> None:
         return
     import numpy as np
 
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    env = child_env(args.threads, mmap_threshold=None)
     print(f'mine_neighbour_identities: D={args.dim}, k={args.k}, chunk={args.chunk_size}, '
           f'{args.threads} threads, random unit centers')
     print(f'{"identities":>10} {"matmul":>8} {"time s":>8} {"CPU s":>8} {"Msim/s":>8} '
@@ -96,14 +87,14 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as save_dir:
         for size in args.sizes:
             for dtype in args.matmul_dtypes:
-                cmd = [sys.executable, osp.abspath(__file__), '--worker', str(size), dtype,
+                cmd = [osp.abspath(__file__), '--worker', str(size), dtype,
                        '--dim', str(args.dim), '--k', str(args.k), '--chunk-size',
                        str(args.chunk_size), '--threads', str(args.threads), '--seed',
                        str(args.seed), '--save-dir', save_dir]
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise SystemExit(f'worker failed ({size}, {dtype}):\n{proc.stderr[-3000:]}')
-                res = json.loads(proc.stdout.strip().splitlines()[-1])
+                try:
+                    res = run_json_child(cmd, env)
+                except RuntimeError as e:
+                    raise SystemExit(f'worker failed ({size}, {dtype}):\n{e}')
                 exact = osp.join(save_dir, f'{size}_float32.npy')
                 agree = ''
                 if dtype != 'float32' and osp.exists(exact):

@@ -26,12 +26,11 @@ import numpy as np
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from coupleface.utils.cli import add_synthfaces_arguments
+
     parser = argparse.ArgumentParser(description='Grid of synthetic masks on SynthFaces faces')
     parser.add_argument('--out', default='masks.png', help='output PNG path')
-    parser.add_argument('--size', type=int, default=112, help='face side in pixels')
-    parser.add_argument('--seed', type=int, default=0, help='SynthFaces world seed')
-    parser.add_argument('--difficulty', type=float, default=0.3,
-                        help='SynthFaces difficulty (lighting, pose, noise)')
+    add_synthfaces_arguments(parser, difficulty=0.3)
     parser.add_argument('--image-id', type=int, default=0, help='image of each identity')
     parser.add_argument('--zoom', type=int, default=1,
                         help='integer upscaling of the grid (nearest neighbour)')
