@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from coupleface.mining import (
     hardest_positives,
     identity_centers,
-    load_hard_positives,
     load_relations,
     mine_neighbour_identities,
     mine_relations,
     relations_meta,
     save_mined_relations,
 )
+from coupleface.mining.relations_file import load_hard_positives
 
 
 def _data(num_ids=12, per_id=5, dim=8, seed=0):

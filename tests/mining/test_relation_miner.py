@@ -7,13 +7,12 @@ import torch.nn.functional as F
 
 from coupleface.mining import (
     accumulate_centers,
-    center_cosines,
     centers_from_sums,
-    hardest_by_cosine,
     hardest_positives,
     identity_centers,
     mine_neighbour_identities,
 )
+from coupleface.mining.relation_miner import center_cosines, hardest_by_cosine
 
 
 def brute_force(centers, k):

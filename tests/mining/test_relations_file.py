@@ -8,13 +8,12 @@ import torch.nn.functional as F
 
 from coupleface.mining import (
     RELATIONS_META_KEYS,
-    hard_positives_path,
-    load_hard_positives,
     load_relations,
     mine_neighbour_identities,
     relations_meta,
     save_relations,
 )
+from coupleface.mining.relations_file import hard_positives_path, load_hard_positives
 
 
 def test_save_load_round_trip_and_meta_checks(tmp_path):

@@ -9,11 +9,11 @@ import torch
 
 from coupleface.mining import (
     RELATIONS_META_KEYS,
-    load_hard_positives,
     load_relations,
     mine_relations,
     relations_meta,
 )
+from coupleface.mining.relations_file import load_hard_positives
 from coupleface.models.distillers.teacher_bank import write_teacher_bank
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

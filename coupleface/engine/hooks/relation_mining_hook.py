@@ -30,13 +30,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from coupleface.datasets.clean_view import clean_view_embeddings, teacher_view_size
-from coupleface.mining import (
-    load_hard_positives,
-    load_relations,
-    mine_relations,
-    relations_meta,
-    save_mined_relations,
-)
+from coupleface.mining import load_relations, mine_relations, relations_meta, save_mined_relations
+from coupleface.mining.relations_file import load_hard_positives
 from coupleface.registry import HOOKS
 
 
@@ -52,15 +47,15 @@ class RelationMiningHook(Hook):
         batch_size: Extraction batch size.
         num_workers: Extraction data loader workers.
         chunk_size: Mining block size (memory O(chunk_size²), never O(C²)).
+        relations_file: A relations file to use (e.g. from
+            ``tools/mine_relations.py``) instead of mining; checked against the
+            dataset and teacher.
+        filename: Name of the file written in the work dir.
         view_size: Image size of the teacher's clean view (online teacher only: the
             view is ``LoadFaceImage(view_size)`` + ``PackFaceInputs``). ``None``
             (default): the ``size`` of the first ``LoadFaceImage`` of the training
             set's pipeline (``datasets.clean_view.teacher_view_size``); a pipeline
             without one is a one-line error asking for ``view_size``.
-        relations_file: A relations file to use (e.g. from
-            ``tools/mine_relations.py``) instead of mining; checked against the
-            dataset and teacher.
-        filename: Name of the file written in the work dir.
 
     Examples:
         >>> custom_hooks = [dict(type='RelationMiningHook', num_neighbours=8)]
@@ -74,14 +69,14 @@ class RelationMiningHook(Hook):
 
     def __init__(self, num_neighbours: Optional[int] = None, hard_positives: int = 0,
                  batch_size: int = 256, num_workers: int = 2, chunk_size: int = 4096,
-                 view_size: Optional[int] = None, relations_file: Optional[str] = None,
-                 filename: str = 'relations.npz') -> None:
+                 relations_file: Optional[str] = None, filename: str = 'relations.npz',
+                 view_size: Optional[int] = None) -> None:
         self.num_neighbours = num_neighbours
+        self.view_size = view_size
         self.hard_positives = int(hard_positives)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.chunk_size = chunk_size
-        self.view_size = view_size
         self.relations_file = relations_file
         self.filename = filename
         self.neighbours: Optional[np.ndarray] = None
