@@ -95,7 +95,7 @@ def main(argv=None) -> None:
 
     ds_cfg = cfg.train_dataloader.dataset
     dataset = DATASETS.build(ds_cfg)
-    size = teacher_view_size(ds_cfg.get('pipeline'))
+    size = teacher_view_size(dataset.pipeline)
     start = time.time()
 
     def chunks():

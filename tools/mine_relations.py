@@ -1,12 +1,13 @@
 """Mine identity relations offline from a TeacherBank and write them as ``.npz``.
 
 Reads the teacher embeddings of the original (unflipped) images from a TeacherBank
-(``tools/extract_embeddings.py``), computes the identity centers, each identity's ``K``
-most similar other identities (``coupleface.mining``), prints a summary and writes the
-relations file the RelationMiningHook loads (``relations_file=``; with
-``--hard-positives N`` also ``<out>_hard_positives.npy``). Its meta records the keys the
-hook checks: ``teacher_sha256`` (from the bank), ``dataset_len``, ``num_classes``, ``k``
-and ``hard_positives``.
+(``tools/extract_embeddings.py``), runs the mining pipeline the RelationMiningHook runs
+(``coupleface.mining.mine_relations``: identity centers, each identity's ``K`` most similar
+other identities), prints a summary and writes the relations file the hook loads
+(``relations_file=``; with ``--hard-positives N`` also ``<out>_hard_positives.npy``). Its
+meta is ``coupleface.mining.relations_meta`` (the keys the hook checks: ``teacher_sha256``
+from the bank, ``dataset_len``, ``num_classes``, ``k``, ``hard_positives``) plus the bank's
+provenance.
 
 Labels come from a ``.npy`` of per-sample labels (in bank order) or from a config, whose
 ``train_dataloader.dataset`` is built and asked for ``get_gt_labels()``.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os.path as osp
 import sys
-import time
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -78,12 +78,7 @@ def load_labels(source: str, num_classes: Optional[int]) -> Tuple[np.ndarray, in
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    from coupleface.mining import (
-        hardest_positives,
-        identity_centers,
-        mine_neighbour_identities,
-        save_relations,
-    )
+    from coupleface.mining import mine_relations, relations_meta, save_mined_relations
     from coupleface.models.distillers.teacher_bank import TeacherBank
 
     if not args.out.endswith('.npz'):
@@ -93,29 +88,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if len(labels) != len(bank):
         raise ValueError(f'{len(labels)} labels from {args.labels} but the bank '
                          f'{bank.npy_path} holds {len(bank)} samples')
-    start = time.perf_counter()
+    # The contract keys the RelationMiningHook checks, plus the bank's own provenance.
+    provenance = {key: value for key, value in bank.meta.items()
+                  if key not in ('num_samples', 'embedding_dim', 'dtype')}
+    provenance.update(labels_source=dataset, bank=osp.abspath(args.bank_prefix))
+    meta = relations_meta(bank.meta.get('teacher_sha256', ''), len(bank), num_classes,
+                          args.k, args.hard_positives, extra=provenance)
     # The orig view (slot 0) of the memory-mapped bank, read in chunks.
-    centers = identity_centers(bank.array[:, 0], labels, num_classes,
-                               allow_empty=args.allow_empty)
-    t_centers = time.perf_counter() - start
-    neighbours, similarities = mine_neighbour_identities(
-        centers, args.k, chunk_size=args.chunk_size, progress=not args.no_progress,
+    mined = mine_relations(
+        bank.array[:, 0], labels, num_classes, args.k, hard_positives=args.hard_positives,
+        chunk_size=args.chunk_size, allow_empty=args.allow_empty,
+        progress=not args.no_progress, meta=meta,
         matmul_dtype=None if args.matmul_dtype == 'float32' else args.matmul_dtype)
-    t_total = time.perf_counter() - start
-    # The keys the RelationMiningHook checks (teacher_sha256, dataset_len, num_classes, k,
-    # hard_positives) plus the bank's own provenance.
-    meta = {key: value for key, value in bank.meta.items()
-            if key not in ('num_samples', 'embedding_dim', 'dtype')}
-    meta.update(teacher_sha256=bank.meta.get('teacher_sha256', ''), dataset_len=len(bank),
-                num_classes=num_classes, k=args.k, hard_positives=args.hard_positives,
-                labels_source=dataset, bank=osp.abspath(args.bank_prefix))
-    save_relations(args.out, neighbours, similarities, centers, meta)
-    if args.hard_positives > 0:
-        hard = hardest_positives(bank.array[:, 0], labels, centers, args.hard_positives)
-        np.save(args.out[:-4] + '_hard_positives.npy', hard.numpy())
+    save_mined_relations(args.out, mined)
 
     counts = np.bincount(labels, minlength=num_classes)
-    sims = similarities.numpy()
+    sims = mined.similarities
     top1, kth = sims[:, 0][np.isfinite(sims[:, 0])], sims[:, -1][np.isfinite(sims[:, -1])]
     print(f'{len(bank)} samples, {num_classes} identities ({int((counts == 0).sum())} empty, '
           f'{np.median(counts):.0f} images median), D={bank.embedding_dim}, K={args.k}')
@@ -124,7 +112,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f'top-1 neighbour cosine: mean {top1.mean():.4f}, 5%/50%/95% '
               f'{q5:.4f}/{q50:.4f}/{q95:.4f}, max {top1.max():.4f}; '
               f'neighbour {args.k} mean {kth.mean():.4f}')
-    print(f'centers {t_centers:.1f} s, total {t_total:.1f} s; wrote {args.out}')
+    t_centers = mined.seconds['centers']
+    print(f'centers {t_centers:.1f} s, total {t_centers + mined.seconds["neighbours"]:.1f} s; '
+          f'wrote {args.out}')
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ def make_synthetic(prefix: str, num: int, ids: int = 0, seed: int = 0, side: int
     import cv2
     import numpy as np
 
-    from coupleface.datasets.mx_face_dataset import write_insightface_rec
+    from coupleface.datasets.mx_record_writer import write_insightface_rec
 
     rng = np.random.default_rng(seed)
     pool = []

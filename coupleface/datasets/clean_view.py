@@ -10,7 +10,8 @@ hook, ``tools/extract_embeddings.py`` and ``tools/analysis_tools/plot_relations.
 from __future__ import annotations
 
 import os.path as osp
-from typing import Iterator, List, Optional, Sequence
+from collections.abc import Mapping
+from typing import Any, Iterator, List, Optional, Sequence
 
 import torch
 from mmcv.transforms import Compose
@@ -19,13 +20,39 @@ from torch.utils.data import DataLoader, Dataset
 
 from coupleface.registry import TRANSFORMS
 
+from .transforms.loading import LoadFaceImage
 
-def teacher_view_size(pipeline: Sequence[dict], default: int = 112) -> Optional[int]:
-    """The ``size`` of the first ``LoadFaceImage`` in a pipeline config."""
-    for step in pipeline or []:
-        if str(step.get('type', '')).split('.')[-1] == 'LoadFaceImage':
-            return step.get('size', default)
-    return default
+
+def teacher_view_size(pipeline: Any) -> Optional[int]:
+    """The image size of the teacher's clean view of a training pipeline.
+
+    The rule (docs/architecture.md §2.2): the teacher sees a training image decoded and
+    resized exactly as the pipeline's **first** ``LoadFaceImage`` does, and nothing else
+    (no flip, mask or other augmentation); its ``size`` is the view's size. This is the
+    one place that reads it, for the mining hook, ``tools/extract_embeddings.py`` and
+    ``tools/analysis_tools/plot_relations.py``.
+
+    Args:
+        pipeline: The pipeline as configured (a list of dicts; ``type`` may carry a
+            scope, ``'coupleface.LoadFaceImage'``) or as built (a ``Compose`` or a list
+            of transforms, matched with ``isinstance``).
+
+    Returns:
+        int or None: The ``size`` of that ``LoadFaceImage`` (``None``: source size kept).
+
+    Raises:
+        ValueError: The pipeline has no ``LoadFaceImage`` (one line naming its steps).
+    """
+    steps = list(getattr(pipeline, 'transforms', pipeline) or [])
+    for step in steps:
+        if isinstance(step, LoadFaceImage):
+            return step.size
+        if isinstance(step, Mapping) and \
+                str(step.get('type', '')).split('.')[-1] == 'LoadFaceImage':
+            return step.get('size', 112)  # LoadFaceImage's default size
+    names = [str(s.get('type')) if isinstance(s, Mapping) else type(s).__name__ for s in steps]
+    raise ValueError(f'cannot derive the teacher\'s clean view: the training pipeline has no '
+                     f'LoadFaceImage (steps: {names})')
 
 
 def dataset_identity(dataset) -> str:

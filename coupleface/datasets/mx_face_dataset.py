@@ -28,10 +28,6 @@ from mmengine.logging import print_log
 
 from coupleface.datasets.mx_record import MXIndexedRecordIO
 from coupleface.datasets.mx_record_codec import RecordIOError, unpack
-
-# Temporary: tools/analysis_tools/benchmark_dataloader.py (another change) still imports the
-# writer from here; drop this line once it imports from coupleface.datasets.mx_record_writer.
-from coupleface.datasets.mx_record_writer import write_insightface_rec  # noqa: F401
 from coupleface.registry import DATASETS
 
 __all__ = ['MXFaceDataset', 'read_property_file']

@@ -7,7 +7,7 @@ identities (the hard negatives the RelationSampler groups with it) and, per iden
 its images farthest from the center (the hardest positives).
 
 Pure functions (torch; numpy and memory-mapped arrays are accepted) so the
-RelationMiningHook, ``tools/mine_relations.py`` and tests share them:
+mining pipeline (``coupleface/mining/pipeline.py``) and the tests share them:
 
 - :func:`accumulate_centers` / :func:`centers_from_sums` stream the center sums over
   shards (each rank accumulates its shard, then ``all_reduce`` the sums and counts);
@@ -18,18 +18,15 @@ RelationMiningHook, ``tools/mine_relations.py`` and tests share them:
   and used for both of its row blocks (half the FLOPs of a row-by-row scan). 100k
   identities x 512-d take ~88 CPU-seconds in float32 and ~61 with ``matmul_dtype=
   'bfloat16'`` on a Zen 4 core (``tools/analysis_tools/benchmark_mining.py``).
-- :func:`save_relations` / :func:`load_relations`: one ``.npz`` (no pickle) holding
-  ``neighbours [C, K]`` int64, ``similarities [C, K]`` float32, ``centers [C, D]`` float32
-  and ``meta`` (a JSON string: teacher checkpoint hash, dataset length, num_classes, ...)
-  checked on load.
+- :func:`hardest_positives` (= :func:`center_cosines` then :func:`hardest_by_cosine`):
+  each identity's images farthest from its center.
+
+The relations file is written and read by ``relations_file.py``; the whole pipeline
+(embeddings -> relations) is ``pipeline.mine_relations``.
 """
 from __future__ import annotations
 
-import json
-import os
-import os.path as osp
-import zipfile
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,7 +38,7 @@ Rows = Union[slice, range, None]
 
 __all__ = [
     'accumulate_centers', 'centers_from_sums', 'identity_centers', 'mine_neighbour_identities',
-    'hardest_positives', 'save_relations', 'load_relations', 'check_meta'
+    'center_cosines', 'hardest_by_cosine', 'hardest_positives'
 ]
 
 
@@ -319,6 +316,60 @@ def _rerank(x: Tensor, candidates: Tensor, k: int, start: int,
     return best_val, best_idx
 
 
+def center_cosines(embeddings: ArrayLike, labels: ArrayLike, centers: ArrayLike,
+                   chunk_size: int = 65536) -> Tensor:
+    """Cosine of every sample to its identity's center.
+
+    Args:
+        embeddings: ``n x D`` raw embeddings (read in chunks; a memmap is fine).
+        labels: ``n`` identity labels in ``[0, C)``.
+        centers: ``C x D`` identity centers (normalised here).
+        chunk_size: Samples processed at once.
+
+    Returns:
+        Tensor: ``n`` cosines (the centers' float dtype, on their device).
+    """
+    cent = F.normalize(_float_tensor(centers), dim=1)
+    n = len(embeddings)
+    lab = _label_tensor(labels, n, cent.shape[0]).to(cent.device)
+    sims = torch.empty(n, dtype=cent.dtype, device=cent.device)
+    for a in range(0, n, chunk_size):
+        emb = F.normalize(_float_tensor(embeddings[a:a + chunk_size]).to(cent), dim=1)
+        sims[a:a + len(emb)] = (emb * cent[lab[a:a + len(emb)]]).sum(dim=1)
+    return sims
+
+
+def hardest_by_cosine(cosines: ArrayLike, labels: ArrayLike, num_classes: int,
+                      num: int) -> Tensor:
+    """Each identity's ``num`` samples of lowest cosine (to its center), lowest first.
+
+    Args:
+        cosines: ``N`` per-sample cosines (:func:`center_cosines`).
+        labels: ``N`` identity labels in ``[0, num_classes)``.
+        num_classes: Number of identities ``C``.
+        num: Samples per identity.
+
+    Returns:
+        Tensor: ``C x num`` int64 sample indices, hardest first (ties: lower index first),
+        padded with ``-1`` where an identity has fewer than ``num`` samples.
+    """
+    if int(num) != num or num < 1:
+        raise ValueError(f'num must be an integer >= 1, got {num}')
+    sims = _float_tensor(cosines)
+    n = len(sims)
+    lab = _label_tensor(labels, n, num_classes).to(sims.device)
+    order = torch.argsort(sims, stable=True)
+    order = order[torch.argsort(lab[order], stable=True)]  # by identity, then by cosine
+    sorted_labels = lab[order]
+    counts = torch.bincount(lab, minlength=num_classes)
+    first = torch.cumsum(counts, 0) - counts
+    rank_in_identity = torch.arange(n, device=sims.device) - first[sorted_labels]
+    keep = rank_in_identity < num
+    out = torch.full((num_classes, int(num)), -1, dtype=torch.long, device=sims.device)
+    out[sorted_labels[keep], rank_in_identity[keep]] = order[keep]
+    return out
+
+
 def hardest_positives(embeddings: ArrayLike, labels: ArrayLike, centers: ArrayLike,
                       num: int, chunk_size: int = 65536) -> Tensor:
     """Each identity's ``num`` images farthest from its center (lowest cosine first).
@@ -336,125 +387,5 @@ def hardest_positives(embeddings: ArrayLike, labels: ArrayLike, centers: ArrayLi
     """
     if int(num) != num or num < 1:
         raise ValueError(f'num must be an integer >= 1, got {num}')
-    cent = F.normalize(_float_tensor(centers), dim=1)
-    n = len(embeddings)
-    lab = _label_tensor(labels, n, cent.shape[0]).to(cent.device)
-    sims = torch.empty(n, dtype=cent.dtype, device=cent.device)
-    for a in range(0, n, chunk_size):
-        emb = F.normalize(_float_tensor(embeddings[a:a + chunk_size]).to(cent), dim=1)
-        sims[a:a + len(emb)] = (emb * cent[lab[a:a + len(emb)]]).sum(dim=1)
-    order = torch.argsort(sims, stable=True)
-    order = order[torch.argsort(lab[order], stable=True)]  # by identity, then by cosine
-    sorted_labels = lab[order]
-    counts = torch.bincount(lab, minlength=cent.shape[0])
-    first = torch.cumsum(counts, 0) - counts
-    rank_in_identity = torch.arange(n, device=cent.device) - first[sorted_labels]
-    keep = rank_in_identity < num
-    out = torch.full((cent.shape[0], int(num)), -1, dtype=torch.long, device=cent.device)
-    out[sorted_labels[keep], rank_in_identity[keep]] = order[keep]
-    return out
-
-
-def _to_numpy(x: ArrayLike) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
-
-
-def _json_normalised(meta: Dict[str, Any]) -> Dict[str, Any]:
-    return json.loads(json.dumps(meta))
-
-
-def check_meta(path: str, recorded: Dict[str, Any], expected: Optional[Dict[str, Any]],
-               what: str) -> None:
-    """Raise a one-line ``ValueError`` naming ``path`` and the first differing key.
-
-    Args:
-        path: The file the metadata belongs to (for the message).
-        recorded: Metadata stored with the file.
-        expected: Values the caller needs (``None``: nothing to check). Compared after a
-            JSON round trip (tuples equal lists).
-        what: What the file holds, e.g. ``'relations'`` (for the message).
-    """
-    if not expected:
-        return
-    for key, value in _json_normalised(expected).items():
-        if key not in recorded:
-            raise ValueError(f'{path}: {what} metadata has no {key!r} (expected {value!r}); '
-                             'regenerate the file')
-        if recorded[key] != value:
-            raise ValueError(f'{path}: {what} were made with {key}={recorded[key]!r} but '
-                             f'{value!r} is expected; regenerate the file')
-
-
-def save_relations(path: str, neighbours: ArrayLike, similarities: ArrayLike,
-                   centers: ArrayLike, meta: Dict[str, Any]) -> None:
-    """Write mined relations to ``path`` (``.npz``, no pickle) atomically.
-
-    Args:
-        path: Output file (``.npz``).
-        neighbours: ``C x K`` int neighbour identities.
-        similarities: ``C x K`` their cosine similarities.
-        centers: ``C x D`` teacher identity centers.
-        meta: JSON-serialisable provenance, e.g. ``teacher_sha256``, ``dataset_len``,
-            ``num_classes``, ``k``; checked by :func:`load_relations`.
-    """
-    nb = _to_numpy(neighbours).astype(np.int64)
-    sim = _to_numpy(similarities).astype(np.float32)
-    cent = _to_numpy(centers).astype(np.float32)
-    if nb.ndim != 2 or sim.shape != nb.shape or cent.ndim != 2 or len(cent) != len(nb):
-        raise ValueError(f'expected neighbours/similarities C x K and centers C x D, got '
-                         f'{nb.shape}, {sim.shape}, {cent.shape}')
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:  # a file object: numpy does not append '.npz'
-            np.savez(f, neighbours=nb, similarities=sim, centers=cent,
-                     meta=np.array(json.dumps(meta, sort_keys=True)))
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
-def load_relations(path: str, expect_meta: Optional[Dict[str, Any]] = None
-                   ) -> Dict[str, Any]:
-    """Read relations written by :func:`save_relations` and check their provenance.
-
-    Args:
-        path: The ``.npz`` file.
-        expect_meta: Values the recorded meta must have (e.g. the current teacher's
-            checkpoint hash, dataset length and num_classes); ``None`` checks nothing.
-
-    Returns:
-        dict: ``neighbours`` (``C x K`` int64), ``similarities`` (``C x K`` float32),
-        ``centers`` (``C x D`` float32) as numpy arrays, and ``meta`` (dict).
-
-    Raises:
-        ValueError: a malformed file or a meta value differing from ``expect_meta``
-            (one line naming the file and the key).
-    """
-    names = ('neighbours', 'similarities', 'centers', 'meta')
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in names if name in data.files}
-    except FileNotFoundError:
-        raise
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        # truncated or corrupt (e.g. a copy interrupted): one line, not a zipfile traceback
-        raise ValueError(f'{path}: not a readable relations file ({type(err).__name__}: '
-                         f'{err})') from None
-    missing = set(names) - set(arrays)
-    if missing:
-        raise ValueError(f'{path}: not a relations file (missing {sorted(missing)})')
-    out = {name: arrays[name] for name in names[:3]}
-    try:
-        meta = json.loads(str(arrays['meta']))
-    except ValueError as err:
-        raise ValueError(f'{path}: unreadable relations meta ({err})') from None
-    nb, sim, cent = out['neighbours'], out['similarities'], out['centers']
-    if nb.ndim != 2 or sim.shape != nb.shape or cent.ndim != 2 or len(cent) != len(nb):
-        raise ValueError(f'{path}: inconsistent shapes neighbours {nb.shape}, '
-                         f'similarities {sim.shape}, centers {cent.shape}')
-    check_meta(path, meta, expect_meta, 'relations')
-    out['meta'] = meta
-    return out
+    sims = center_cosines(embeddings, labels, centers, chunk_size)
+    return hardest_by_cosine(sims, labels, len(centers), num)

@@ -282,10 +282,13 @@ def all_gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
         tensor: The local shard, ``B x ...`` (same shape on every rank).
 
     Returns:
-        Tensor: ``(world_size * B) x ...``, detached; ``tensor.detach()`` with one
-        process or no process group.
+        Tensor: ``(world_size * B) x ...``, detached, on ``tensor``'s device (a CPU tensor
+        under nccl is gathered on the backend's device and copied back, as in
+        :func:`all_reduce`); ``tensor.detach()`` with one process or no process group.
     """
     _, world_size = _world()
     if world_size == 1:
         return tensor.detach()
+    if tensor.device.type == 'cpu' and dist.get_backend() not in _CPU_BACKENDS:
+        return _gather(tensor.detach().to(get_comm_device()), world_size).cpu()
     return _gather(tensor.detach(), world_size)

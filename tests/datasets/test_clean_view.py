@@ -41,7 +41,25 @@ def test_teacher_view_size_is_the_first_loader_size():
             dict(type='LoadFaceImage', size=112)]
     assert teacher_view_size(pipe) == 56
     assert teacher_view_size([dict(type='coupleface.LoadFaceImage', size=None)]) is None
-    assert teacher_view_size([]) == 112 and teacher_view_size(None, default=64) == 64
+    assert teacher_view_size([dict(type='RandomFaceFlip'), dict(type='LoadFaceImage')]) == 112
+
+
+def test_teacher_view_size_of_a_built_pipeline():
+    from mmcv.transforms import Compose
+
+    from coupleface.registry import TRANSFORMS
+
+    pipe = Compose([TRANSFORMS.build(dict(type=name, **kw)) for name, kw in (
+        ('RandomFaceFlip', {}), ('LoadFaceImage', dict(size=48)), ('PackFaceInputs', {}))])
+    assert teacher_view_size(pipe) == 48 and teacher_view_size(pipe.transforms) == 48
+
+
+@pytest.mark.parametrize('pipeline', [[], None, [dict(type='PackFaceInputs')]])
+def test_no_loader_is_a_one_line_error(pipeline):
+    with pytest.raises(ValueError, match=r"cannot derive the teacher's clean view: the "
+                       r'training pipeline has no LoadFaceImage \(steps: \[') as err:
+        teacher_view_size(pipeline)
+    assert '\n' not in str(err.value)
 
 
 def test_view_is_resized_and_unaugmented(tmp_path):

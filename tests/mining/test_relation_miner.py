@@ -1,7 +1,5 @@
-"""Relation mining: centers, blocked kNN (planted twins, brute force, shards), hard positives,
-relations file round trip and provenance checks."""
-import json
-
+"""Relation mining: centers, blocked kNN (planted twins, brute force, shards), hard positives
+(the relations file: test_relations_file.py; the pipeline: test_pipeline.py)."""
 import numpy as np
 import pytest
 import torch
@@ -12,10 +10,9 @@ from coupleface.mining import (
     centers_from_sums,
     hardest_positives,
     identity_centers,
-    load_relations,
     mine_neighbour_identities,
-    save_relations,
 )
+from coupleface.mining.relation_miner import center_cosines, hardest_by_cosine
 
 
 def brute_force(centers, k):
@@ -147,40 +144,15 @@ def test_hardest_positives_farthest_from_center_first():
         [[1], [3], [-1]]
 
 
-def test_save_load_round_trip_and_meta_checks(tmp_path):
-    gen = torch.Generator().manual_seed(5)
-    centers = F.normalize(torch.randn(20, 8, generator=gen), dim=1)
-    neighbours, sims = mine_neighbour_identities(centers, 3, progress=False)
-    meta = dict(teacher_sha256='abc123', dataset_len=400, num_classes=20, k=3,
-                shape=(20, 8))
-    path = str(tmp_path / 'sub' / 'relations.npz')
-    save_relations(path, neighbours, sims, centers, meta)
-    assert sorted(p.name for p in (tmp_path / 'sub').iterdir()) == ['relations.npz']
-
-    loaded = load_relations(path, expect_meta=dict(teacher_sha256='abc123', num_classes=20,
-                                                   shape=(20, 8)))
-    assert np.array_equal(loaded['neighbours'], neighbours.numpy())
-    assert loaded['neighbours'].dtype == np.int64 and loaded['similarities'].dtype == np.float32
-    np.testing.assert_array_equal(loaded['similarities'], sims.numpy())
-    np.testing.assert_array_equal(loaded['centers'], centers.numpy())
-    assert loaded['meta'] == json.loads(json.dumps(meta))
-    with np.load(path, allow_pickle=False) as data:  # nothing pickled inside
-        assert set(data.files) == {'neighbours', 'similarities', 'centers', 'meta'}
-
-    with pytest.raises(ValueError) as err:
-        load_relations(path, expect_meta=dict(teacher_sha256='abc123', dataset_len=401))
-    message = str(err.value)
-    assert '\n' not in message and path in message and 'dataset_len=400' in message
-    assert '401' in message
-    with pytest.raises(ValueError, match="no 'epoch'"):
-        load_relations(path, expect_meta=dict(epoch=3))
-
-
-def test_load_rejects_malformed_files(tmp_path):
-    path = str(tmp_path / 'bad.npz')
-    np.savez(path, neighbours=np.zeros((3, 2), np.int64))
-    with pytest.raises(ValueError, match='not a relations file'):
-        load_relations(path)
-    with pytest.raises(ValueError, match='C x K'):
-        save_relations(str(tmp_path / 'x.npz'), np.zeros((3, 2)), np.zeros((3, 3)),
-                       np.zeros((3, 4)), {})
+def test_hardest_positives_is_cosines_then_ranking():
+    emb, labels = twins_dataset(num_ids=10, per_id=5)
+    centers = identity_centers(emb, labels, 10)
+    cos = center_cosines(emb, labels, centers, chunk_size=7)
+    expected = F.cosine_similarity(emb, centers[labels], dim=1)
+    torch.testing.assert_close(cos, expected, rtol=0, atol=1e-6)
+    assert torch.equal(hardest_by_cosine(cos, labels, 10, 3),
+                       hardest_positives(emb, labels, centers, 3))
+    assert hardest_by_cosine(torch.tensor([0.5, 0.5, 0.1]), torch.tensor([1, 1, 1]), 3,
+                             2).tolist() == [[-1, -1], [2, 0], [-1, -1]]
+    with pytest.raises(ValueError, match='num must be'):
+        hardest_by_cosine(cos, labels, 10, 0)

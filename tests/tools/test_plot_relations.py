@@ -169,7 +169,10 @@ def test_mines_on_the_fly_with_the_teacher(tiny, capsys):
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     sim = centers @ centers.T
     np.fill_diagonal(sim, -np.inf)
-    assert group[0] == int(np.argmax(sim.max(1)))
+    # the most similar pair is mutual (sim is symmetric): either member is that anchor, the
+    # one whose last bits come out larger
+    top = sim.max(1)
+    assert group[0] in np.flatnonzero(top >= top.max() - 1e-6).tolist()
     assert group[1:] == np.argsort(-sim[group[0]])[:2].tolist()
 
 

@@ -118,16 +118,13 @@ def embed(models: Sequence[torch.nn.Module], dataset, indices: Sequence[int], si
 def mine_with_teacher(teacher, dataset, labels: np.ndarray, num_classes: int, size: int,
                       preprocessor, k: int, batch_size: int) -> Dict[str, np.ndarray]:
     """Identity centers and ``k`` neighbour identities from the teacher, on the fly."""
-    from coupleface.mining import centers_from_sums, mine_neighbour_identities
+    from coupleface.mining import mine_relations
 
     (emb, ) = embed([teacher], dataset, range(len(labels)), size, preprocessor, batch_size)
-    sums = torch.zeros(num_classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels), emb)
-    counts = torch.bincount(torch.from_numpy(labels), minlength=num_classes)
-    centers = centers_from_sums(sums, counts, allow_empty=True)
-    neighbours, similarities = mine_neighbour_identities(centers, min(k, num_classes - 1),
-                                                         progress=False)
-    return dict(neighbours=neighbours.numpy(), similarities=similarities.numpy(),
-                centers=centers.numpy())
+    mined = mine_relations(emb, labels, num_classes, min(k, num_classes - 1),
+                           allow_empty=True, progress=False, distributed=False)
+    return dict(neighbours=mined.neighbours, similarities=mined.similarities,
+                centers=mined.centers)
 
 
 def choose_group(relations: Dict[str, np.ndarray], labels: np.ndarray,
@@ -229,7 +226,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     dataset_cfg = cfg.train_dataloader.dataset
     dataset = DATASETS.build(dataset_cfg)
     labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
-    size = teacher_view_size(dataset_cfg.get('pipeline'))
+    size = teacher_view_size(dataset.pipeline)
     student, teacher = load_models(cfg, args)
     preprocessor = student.data_preprocessor  # the distiller's: same for both views
 

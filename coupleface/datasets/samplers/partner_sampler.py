@@ -17,10 +17,11 @@ identity and is counted in :attr:`last_epoch_stats`. Before mining, or with
 ``random_partners=True`` (the ablation), partners are random identities other than the
 anchor's.
 
-The epoch's stream is a pure function of ``(seed, epoch, neighbour table)``, generated
-identically on every rank (global batch ``b`` is ranks' batches in rank order), so a
-resumed iterator skips to any position. Written by hand: no sampler in MMEngine or PyTorch
-composes batches from two sources with a mined table.
+The epoch's stream is a pure function of ``(seed, epoch, neighbour table)`` (the stream
+ids: ``coupleface/utils/random_streams.py``), generated identically on every rank (global
+batch ``b`` is ranks' batches in rank order), so a resumed iterator skips to any position.
+Written by hand: no sampler in MMEngine or PyTorch composes batches from two sources with a
+mined table.
 """
 from __future__ import annotations
 
@@ -32,11 +33,14 @@ from mmengine.dist import sync_random_seed
 from torch.utils.data import Sampler
 
 from coupleface.registry import DATA_SAMPLERS
+from coupleface.utils.random_streams import (
+    PARTNER_DRAW_STREAM,
+    PARTNER_SHUFFLE_STREAM,
+    stream_rng,
+)
 
 from .identity_index import per_identity_indices
 from .rank_info import resolve_rank
-
-_SHUFFLE_STREAM, _PARTNER_STREAM = 0, 1
 
 
 @DATA_SAMPLERS.register_module()
@@ -123,8 +127,7 @@ class PartnerSampler(Sampler[int]):
 
     # ------------------------------------------------------------------ stream
     def _rng(self, stream: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence(
-            [self.seed % 2**64, self.epoch, stream]))
+        return stream_rng(self.seed, self.epoch, stream)
 
     def _random_others(self, rng: np.random.Generator, anchors: np.ndarray) -> np.ndarray:
         draw = rng.integers(0, self.num_identities - 1, size=len(anchors))
@@ -166,7 +169,7 @@ class PartnerSampler(Sampler[int]):
     def _epoch_stream(self) -> np.ndarray:
         """All ranks' indices of the epoch, ``[num_batches, world_size, batch_size]``."""
         total = self.num_batches * self.world_size * self.num_shuffled
-        rng = self._rng(_SHUFFLE_STREAM)
+        rng = self._rng(PARTNER_SHUFFLE_STREAM)
         passes = math.ceil(total / self.dataset_len)
         shuffled = np.concatenate([rng.permutation(self.dataset_len)
                                    for _ in range(passes)])[:total]
@@ -174,7 +177,7 @@ class PartnerSampler(Sampler[int]):
         if self.num_partners == 0:
             return shuffled
         anchors = self._label_of[shuffled[:, :, :self.num_partners]].reshape(-1)
-        prng = self._rng(_PARTNER_STREAM)
+        prng = self._rng(PARTNER_DRAW_STREAM)
         ids = self._partner_identities(prng, anchors)
         pos = (prng.random(len(ids)) * self._sizes[ids]).astype(np.int64)
         partners = self._flat[self._offsets[ids] + pos].reshape(

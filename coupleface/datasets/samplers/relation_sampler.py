@@ -12,9 +12,10 @@ The stream of groups is a pure function of ``(seed, epoch, neighbour table, hard
 table)`` and is generated identically on every rank; rank ``r`` takes groups
 ``[r*G, (r+1)*G)`` of each global batch of ``world_size * G`` groups. Global group ``i`` is
 drawn from a generator seeded by ``(seed, epoch, i // 1024)`` (chunks of 1024 global
-groups), so the global stream does not depend on ``world_size``: two ranks with batch ``B``
-see exactly the groups one rank with batch ``2B`` sees, and a resumed iterator jumps to any
-position without drawing what it skips.
+groups; stream ids and the Floyd draws: ``coupleface/utils/random_streams.py``), so the
+global stream does not depend on ``world_size``: two ranks with batch ``B`` see exactly the
+groups one rank with batch ``2B`` sees, and a resumed iterator jumps to any position
+without drawing what it skips.
 """
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ from mmengine.dist import sync_random_seed
 from torch.utils.data import Sampler
 
 from coupleface.registry import DATA_SAMPLERS
+from coupleface.utils.random_streams import (
+    RELATION_ANCHOR_STREAM,
+    RELATION_CHUNK_STREAM,
+    draw_distinct,
+    draw_excluding,
+    stream_rng,
+)
 
 from .identity_index import per_identity_indices
 from .rank_info import resolve_rank
@@ -33,53 +41,6 @@ from .rank_info import resolve_rank
 # Global groups drawn per generator. Part of the definition of the stream: changing it
 # changes which indices a (seed, epoch) gives.
 _GROUPS_PER_CHUNK = 1024
-# Sub-stream ids of the seed sequence, so anchors and chunks never share random numbers.
-_ANCHOR_STREAM = 0
-_CHUNK_STREAM = 1
-
-
-def _draw_distinct(rng: np.random.Generator, n: np.ndarray, m: int) -> np.ndarray:
-    """Per row, ``m`` distinct integers in ``[0, n_row)`` (Floyd's algorithm, vectorised).
-
-    Args:
-        rng: Random generator.
-        n (np.ndarray): Range size of every row, int64 ``[R]``, each ``>= m``.
-        m (int): How many to draw per row.
-
-    Returns:
-        np.ndarray: int64 ``[R, m]``; each row is a uniformly random ``m``-subset.
-    """
-    out = np.empty((len(n), m), dtype=np.int64)
-    for j in range(m):
-        hi = n - m + j  # inclusive upper bound of this step
-        t = rng.integers(0, hi + 1)
-        if j:
-            # Floyd: a value already taken is replaced by `hi`, never taken before.
-            t = np.where((out[:, :j] == t[:, None]).any(axis=1), hi, t)
-        out[:, j] = t
-    return out
-
-
-def _draw_excluding(rng: np.random.Generator, n: np.ndarray, excluded: np.ndarray,
-                    m: int) -> np.ndarray:
-    """Per row, ``m`` distinct integers in ``[0, n_row)`` avoiding that row's ``excluded``.
-
-    Args:
-        rng: Random generator.
-        n (np.ndarray): Range size per row, int64 ``[R]``; ``n - e >= m``.
-        excluded (np.ndarray): int64 ``[R, e]``, per row distinct values in ``[0, n_row)``.
-        m (int): How many to draw per row.
-
-    Returns:
-        np.ndarray: int64 ``[R, m]``.
-    """
-    x = _draw_distinct(rng, n - excluded.shape[1], m)
-    # Map [0, n - e) monotonically onto [0, n) minus the excluded values.
-    for col in np.sort(excluded, axis=1).T:
-        x += x >= col[:, None]
-    return x
-
-
 def _first_distinct_neighbours(neighbours: np.ndarray, num: int) -> tuple[np.ndarray,
                                                                          np.ndarray]:
     """Per identity, its first ``num`` neighbours that are neither itself nor repeated.
@@ -319,12 +280,11 @@ class RelationSampler(Sampler[int]):
 
     # ------------------------------------------------------------------ stream
     def _rng(self, *stream: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence(
-            [self.seed % 2**64, self.epoch, *stream]))
+        return stream_rng(self.seed, self.epoch, *stream)
 
     def _anchors(self) -> np.ndarray:
         """Anchor identity of every global group of the epoch: a shuffled cycle, repeated."""
-        rng = self._rng(_ANCHOR_STREAM)
+        rng = self._rng(RELATION_ANCHOR_STREAM)
         cycles = math.ceil(self.num_global_groups / self.num_identities)
         return np.concatenate([rng.permutation(self.num_identities)
                                for _ in range(cycles)])[:self.num_global_groups]
@@ -336,14 +296,14 @@ class RelationSampler(Sampler[int]):
         n_rows, n_nb = len(anchors), self.group_size - 1
         num_ids = np.full(n_rows, self.num_identities, dtype=np.int64)
         if members is None:
-            others = _draw_excluding(rng, num_ids, anchors[:, None], n_nb)
+            others = draw_excluding(rng, num_ids, anchors[:, None], n_nb)
             return np.concatenate([anchors[:, None], others], axis=1)
         groups = np.concatenate([anchors[:, None], members[anchors]], axis=1)
         missing = n_nb - counts[anchors]
         for miss in np.unique(missing[missing > 0]):
             rows = np.flatnonzero(missing == miss)
             have = groups[rows, :self.group_size - miss]
-            groups[rows, self.group_size - miss:] = _draw_excluding(rng, num_ids[rows], have,
+            groups[rows, self.group_size - miss:] = draw_excluding(rng, num_ids[rows], have,
                                                                     int(miss))
         return groups
 
@@ -364,13 +324,13 @@ class RelationSampler(Sampler[int]):
             h = int(h)
             excluded = np.zeros((len(rows), 0), dtype=np.int64)
             if h:
-                picks = _draw_distinct(rng, hard_sizes[ids[rows]], h)
+                picks = draw_distinct(rng, hard_sizes[ids[rows]], h)
                 excluded = hard_flat[hard_offsets[ids[rows]][:, None] + picks]
                 out[rows, :h] = excluded
             enough = sizes[rows] >= k
             few, many = rows[~enough], rows[enough]
             if len(many):
-                out[many, h:] = _draw_excluding(rng, sizes[many], excluded[enough], k - h)
+                out[many, h:] = draw_excluding(rng, sizes[many], excluded[enough], k - h)
             if len(few):  # fewer than k images: with replacement
                 out[few, h:] = rng.integers(0, sizes[few][:, None], size=(len(few), k - h))
         return out
@@ -378,7 +338,7 @@ class RelationSampler(Sampler[int]):
     def _chunk_indices(self, chunk: int, anchors: np.ndarray, members, counts,
                        hard) -> np.ndarray:
         """Dataset indices of the global groups of one chunk, ``[R, group_size * k]``."""
-        rng = self._rng(_CHUNK_STREAM, chunk)
+        rng = self._rng(RELATION_CHUNK_STREAM, chunk)
         start = chunk * _GROUPS_PER_CHUNK
         chunk_anchors = anchors[start:start + _GROUPS_PER_CHUNK]
         groups = self._group_identities(rng, chunk_anchors, members, counts)

@@ -55,27 +55,26 @@ from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 
 from coupleface.registry import HOOKS
+from coupleface.utils.random_streams import ITERATION_STREAM, seed_sequence
 
 DATA_BATCH = Optional[Any]
 _STATE_KEY = 'exact_resume'
 _TMP_CHECKPOINT = re.compile(r'^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$')
-# Sub-stream id so these seeds never coincide with other users of (seed, ...) tuples.
-_ITERATION_STREAM = 0x5EED
 
 
 def seed_iteration(seed: int, iteration: int, rank: int = 0) -> None:
     """Seed ``random``, numpy's global generator and torch (CPU and CUDA) for one iteration.
 
-    The seeds are drawn from ``np.random.SeedSequence([seed, iteration, rank, salt])``:
-    independent streams per iteration and rank, the same in any run.
+    The seeds are drawn from ``np.random.SeedSequence([seed, iteration, rank,
+    ITERATION_STREAM])`` (``coupleface.utils.random_streams``): independent streams per
+    iteration and rank, the same in any run.
 
     Args:
         seed: The run's seed (``runner.seed``).
         iteration: The global training iteration about to run (0-based).
         rank: This process's rank.
     """
-    words = np.random.SeedSequence(
-        [int(seed) % 2**64, int(iteration), int(rank), _ITERATION_STREAM]).generate_state(4)
+    words = seed_sequence(seed, iteration, rank, ITERATION_STREAM).generate_state(4)
     random.seed(int(words[0]) << 32 | int(words[1]))
     np.random.seed(words)
     torch.manual_seed(int(words[2]) << 32 | int(words[3]))  # also every CUDA device

@@ -3,7 +3,8 @@
 In ``before_train`` (after checkpoint loading) the hook extracts teacher
 embeddings of the un-augmented training images (or reads the teacher bank),
 builds identity centers, mines each identity's most similar other identities
-and its hardest positive images, saves ``relations.npz`` in the work dir, and
+and its hardest positive images (``coupleface.mining.mine_relations``, the pipeline
+``tools/mine_relations.py`` runs too), saves ``relations.npz`` in the work dir, and
 hands the tables to the ``RelationSampler`` in ``before_train_epoch`` (the
 sampler lives in the main process, so persistent workers are no obstacle).
 
@@ -29,29 +30,9 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from coupleface.datasets.clean_view import clean_view_embeddings, teacher_view_size
-from coupleface.mining import (
-    accumulate_centers,
-    centers_from_sums,
-    load_relations,
-    mine_neighbour_identities,
-    save_relations,
-)
+from coupleface.mining import load_relations, mine_relations, relations_meta, save_mined_relations
+from coupleface.mining.relations_file import load_hard_positives
 from coupleface.registry import HOOKS
-from coupleface.utils.dist import all_reduce
-
-
-def _gather_rows(block: torch.Tensor, total: int) -> torch.Tensor:
-    """Concatenate each rank's block of rows (blocks may differ by one row)."""
-    if not is_distributed():
-        return block
-    rank, world = get_dist_info()
-    per = -(-total // world)
-    padded = block.new_zeros((per,) + tuple(block.shape[1:]))
-    padded[:len(block)] = block
-    out = [torch.empty_like(padded) for _ in range(world)]
-    torch_dist.all_gather(out, padded)
-    return torch.cat([o[:len(range(r * per, min(total, (r + 1) * per)))]
-                      for r, o in enumerate(out)])
 
 
 @HOOKS.register_module()
@@ -70,6 +51,11 @@ class RelationMiningHook(Hook):
             ``tools/mine_relations.py``) instead of mining; checked against the
             dataset and teacher.
         filename: Name of the file written in the work dir.
+        view_size: Image size of the teacher's clean view (online teacher only: the
+            view is ``LoadFaceImage(view_size)`` + ``PackFaceInputs``). ``None``
+            (default): the ``size`` of the first ``LoadFaceImage`` of the training
+            set's pipeline (``datasets.clean_view.teacher_view_size``); a pipeline
+            without one is a one-line error asking for ``view_size``.
 
     Examples:
         >>> custom_hooks = [dict(type='RelationMiningHook', num_neighbours=8)]
@@ -83,9 +69,10 @@ class RelationMiningHook(Hook):
 
     def __init__(self, num_neighbours: Optional[int] = None, hard_positives: int = 0,
                  batch_size: int = 256, num_workers: int = 2, chunk_size: int = 4096,
-                 relations_file: Optional[str] = None,
-                 filename: str = 'relations.npz') -> None:
+                 relations_file: Optional[str] = None, filename: str = 'relations.npz',
+                 view_size: Optional[int] = None) -> None:
         self.num_neighbours = num_neighbours
+        self.view_size = view_size
         self.hard_positives = int(hard_positives)
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -105,12 +92,12 @@ class RelationMiningHook(Hook):
         return model
 
     def _expected_meta(self, runner, model, k: int) -> dict:
+        """The relations meta of this run (written when mining, checked when reloading)."""
         dataset = runner.train_dataloader.dataset
         info = model.teacher_info
         teacher = info.get('teacher_sha256') or info.get('bank_teacher_sha256', '')
-        return dict(teacher_sha256=teacher, dataset_len=len(dataset),
-                    num_classes=int(dataset.num_classes), k=int(k),
-                    hard_positives=self.hard_positives)
+        return relations_meta(teacher, len(dataset), int(dataset.num_classes), int(k),
+                              self.hard_positives)
 
     # -- hooks ---------------------------------------------------------------------------
     def before_train(self, runner) -> None:
@@ -180,17 +167,28 @@ class RelationMiningHook(Hook):
             if self.hard_positive_table is not None and self.hard_positives > 0:
                 sampler.set_hard_positives(self.hard_positive_table)
 
-    # -- mining --------------------------------------------------------------------------
+    # -- mining ------------------------------------------------------------------------
+    def _view_size(self, runner) -> Optional[int]:
+        """The clean view's image size: ``view_size``, else derived from the training set."""
+        if self.view_size is not None:
+            return self.view_size
+        pipeline = getattr(runner.train_dataloader.dataset, 'pipeline', None)
+        try:
+            return teacher_view_size(pipeline)
+        except ValueError as err:
+            raise ValueError(f'RelationMiningHook: {err}; set RelationMiningHook(view_size=...)'
+                             ) from None
+
     @torch.no_grad()
     def _embed_shard(self, runner, model, indices: np.ndarray) -> torch.Tensor:
         dataset = runner.train_dataloader.dataset
         if model.teacher_bank is not None:
             idx = torch.as_tensor(indices, dtype=torch.long)
             return model.teacher_bank.lookup(idx, torch.zeros(len(idx), dtype=torch.bool))
-        pipeline = runner.cfg.get('train_dataloader', {}).get('dataset', {}).get('pipeline')
+        size = self._view_size(runner)
         rank, _ = get_dist_info()
         out = [emb for (emb, ) in clean_view_embeddings(
-            dataset, indices, teacher_view_size(pipeline), model.data_preprocessor,
+            dataset, indices, size, model.data_preprocessor,
             [model.teacher], batch_size=self.batch_size, num_workers=self.num_workers,
             desc='teacher embeddings' if rank == 0 else None)]
         return torch.cat(out) if out else torch.zeros(0, 1)
@@ -202,65 +200,20 @@ class RelationMiningHook(Hook):
         labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
         num_classes = int(dataset.num_classes)
         shard = np.arange(rank, len(dataset), world)
-        emb = self._embed_shard(runner, model, shard)
-        dim = emb.shape[1]
-        if is_distributed():  # every rank needs D even with an empty shard
-            dim_t = torch.tensor([dim])
-            all_reduce(dim_t, 'max')
-            dim = int(dim_t)
-        sums = torch.zeros(num_classes, dim, dtype=torch.float64)
-        counts = torch.zeros(num_classes, dtype=torch.long)
-        if len(shard):
-            accumulate_centers(sums, counts, emb, labels[shard])
-        if is_distributed():
-            all_reduce(sums)
-            all_reduce(counts)
-        centers = centers_from_sums(sums, counts).float()
-
-        per = -(-num_classes // world)
-        rows = range(rank * per, min(num_classes, (rank + 1) * per))
-        nb, sim = mine_neighbour_identities(centers, k, chunk_size=self.chunk_size,
-                                            rows=rows, progress=rank == 0)
-        neighbours = _gather_rows(nb, num_classes).numpy()
-        similarities = _gather_rows(sim, num_classes).numpy()
-
-        hard = None
-        if self.hard_positives > 0:
-            cos = torch.zeros(len(dataset), dtype=torch.float32)
-            if len(shard):
-                e = torch.nn.functional.normalize(emb, dim=1)
-                cos[torch.as_tensor(shard)] = (e * centers[labels[shard]]).sum(1)
-            if is_distributed():
-                all_reduce(cos)  # shards are disjoint: the sum assembles them
-            hard = self._hard_positive_rows(cos.numpy(), labels, num_classes)
-        self.neighbours = neighbours
-        self.hard_positive_table = None if hard is None else \
-            [row[row >= 0] for row in hard]
+        mined = mine_relations(self._embed_shard(runner, model, shard), labels, num_classes, k,
+                               sample_indices=shard, hard_positives=self.hard_positives,
+                               chunk_size=self.chunk_size, progress=rank == 0, meta=meta,
+                               distributed=is_distributed())
+        self.neighbours = mined.neighbours
+        self.hard_positive_table = mined.hard_positive_lists()
         if rank == 0:
-            save_relations(path, neighbours, similarities, centers.numpy(), meta)
-            if hard is not None:
-                np.save(path[:-4] + '_hard_positives.npy', hard)
+            save_mined_relations(path, mined)
         if is_distributed():
             torch_dist.barrier()
         print_log(f'mined {k} neighbours for {num_classes} identities from {len(dataset)} '
                   f'images in {time.time() - start:.1f}s -> {path}; mean top-1 teacher '
-                  f'similarity {float(similarities[:, 0].mean()):.3f}', logger='current')
-
-    def _hard_positive_rows(self, cos: np.ndarray, labels: np.ndarray,
-                            num_classes: int) -> np.ndarray:
-        """``C × hard_positives`` sample indices, lowest cosine to the center first."""
-        order = np.lexsort((cos, labels))  # by label, then by cosine ascending
-        table = np.full((num_classes, self.hard_positives), -1, dtype=np.int64)
-        starts = np.searchsorted(labels[order], np.arange(num_classes))
-        ends = np.searchsorted(labels[order], np.arange(num_classes), side='right')
-        for c in range(num_classes):
-            take = order[starts[c]:min(ends[c], starts[c] + self.hard_positives)]
-            table[c, :len(take)] = take
-        return table
+                  f'similarity {float(mined.similarities[:, 0].mean()):.3f}', logger='current')
 
     def _load_hard_positives(self, path: str) -> Optional[list]:
-        hard_path = path[:-4] + '_hard_positives.npy'
-        if self.hard_positives <= 0 or not osp.isfile(hard_path):
-            return None
-        hard = np.load(hard_path, allow_pickle=False)
-        return [row[row >= 0] for row in hard]
+        hard = load_hard_positives(path) if self.hard_positives > 0 else None
+        return None if hard is None else [row[row >= 0] for row in hard]

@@ -27,21 +27,21 @@ from torch import nn
 from coupleface.models.recognizers.face_recognizer import FaceRecognizer
 from coupleface.registry import MODELS
 from coupleface.utils.dist import mark_rank_local_params_for_ddp
-from coupleface.utils.seeding import get_augment_seed
+from coupleface.utils.random_streams import BANK_PARTNER_STREAM, floyd_draw, seed_sequence
 
 from .teacher import build_frozen_teacher, embedding_dim
-
-# Sub-stream id so the partner draws never coincide with other users of (seed, iteration).
-_BANK_PARTNER_STREAM = 0xBA4C
 
 
 def draw_bank_partners(num_rows: int, num: int, seed: int, iteration: int) -> torch.Tensor:
     """The TeacherBank rows that are RAD partners at one iteration.
 
-    ``num`` distinct rows, uniformly at random (Floyd's algorithm: O(num), whatever
-    the bank size), from a CPU ``torch.Generator`` seeded with
+    ``num`` distinct rows, uniformly at random (Floyd's algorithm,
+    ``coupleface.utils.random_streams.floyd_draw``: O(num) draws, whatever the bank
+    size), from a CPU ``torch.Generator`` seeded with
     ``np.random.SeedSequence([seed, iteration, 0xBA4C]).generate_state(2)`` (the two
-    32-bit words, high word first): the same rows on every rank and in a resumed run.
+    32-bit words, high word first; ``BANK_PARTNER_STREAM``): the same rows on every rank
+    and in a resumed run. Step ``j`` of the draw maps the ``j``-th float64 uniform ``u``
+    of the generator to ``min(floor(u * (hi + 1)), hi)``.
 
     Args:
         num_rows: Rows in the bank ``N``.
@@ -54,19 +54,13 @@ def draw_bank_partners(num_rows: int, num: int, seed: int, iteration: int) -> to
     """
     if not 0 <= num <= num_rows:
         raise ValueError(f'cannot draw {num} distinct rows from a bank of {num_rows}')
-    words = np.random.SeedSequence(
-        [int(seed) % 2**64, int(iteration), _BANK_PARTNER_STREAM]).generate_state(2)
+    words = seed_sequence(seed, iteration, BANK_PARTNER_STREAM).generate_state(2)
     gen = torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
-    uniform = torch.rand(num, generator=gen, dtype=torch.float64).tolist()
-    chosen: List[int] = []
-    seen = set()
-    for u, j in zip(uniform, range(num_rows - num, num_rows)):
-        row = min(int(u * (j + 1)), j)  # uniform in [0, j]
-        if row in seen:
-            row = j
-        seen.add(row)
-        chosen.append(row)
-    return torch.tensor(chosen, dtype=torch.long)
+    uniform = torch.rand(num, generator=gen, dtype=torch.float64).numpy()
+    hi = np.arange(num_rows - num, num_rows, dtype=np.int64)  # Floyd's bound of each step
+    ints = np.minimum((uniform * (hi + 1)).astype(np.int64), hi)[:, None]  # in [0, hi]
+    rows = floyd_draw(np.array([num_rows], dtype=np.int64), num, lambda j, _: ints[j])[0]
+    return torch.from_numpy(rows)
 
 
 @MODELS.register_module()
@@ -114,7 +108,8 @@ class CoupleFaceDistiller(BaseModel):
             (``bank_teacher``/``bank_labels`` of the RAD loss). Each step draws ``M``
             distinct rows (original view) uniformly at random with
             :func:`draw_bank_partners`, seeded from the run's seed (``runner.seed``,
-            passed on by ``AugmentSeedHook``; 0 without it) and the iteration, so all
+            passed on by ``AugmentSeedHook`` through :meth:`set_run_seed`; 0 without it)
+            and the iteration, so all
             ranks use the same rows and resume is exact. The bank must record labels
             (written by ``tools/extract_embeddings.py``). A drawn row may be one of the
             batch's own images (then a positive with ``r_t = 1``); with ``M << N`` this
@@ -211,6 +206,7 @@ class CoupleFaceDistiller(BaseModel):
         self.distill_warmup_iters = int(distill_warmup_iters)
         self.distill_stop_iter = distill_stop_iter
         self.rad_bank_partners = self._check_rad_bank_partners(rad_bank_partners)
+        self.run_seed = 0  # set_run_seed (AugmentSeedHook) gives the run's seed
         if isinstance(partner_samples, bool) or int(partner_samples) != partner_samples \
                 or partner_samples < 0:
             raise ValueError(f'partner_samples must be an integer >= 0, got {partner_samples!r}')
@@ -284,6 +280,17 @@ class CoupleFaceDistiller(BaseModel):
             return self.student.extract_feat(inputs)
         raise RuntimeError(f'Invalid mode "{mode}": expected loss, predict or tensor')
 
+    def set_run_seed(self, seed: Optional[int]) -> None:
+        """Set the run's seed that the per-iteration draws of the model use.
+
+        ``AugmentSeedHook`` calls it with ``runner.seed`` in ``before_train``; until then
+        (and with ``None``) the seed is 0. Today only :meth:`bank_partner_indices` draws.
+
+        Args:
+            seed: The run's seed (``runner.seed``).
+        """
+        self.run_seed = 0 if seed is None else int(seed)
+
     @staticmethod
     def current_iter() -> int:
         """The Runner's iteration count (``'iter'`` of the current MessageHub), else 0."""
@@ -318,7 +325,7 @@ class CoupleFaceDistiller(BaseModel):
         if iteration is None:
             iteration = self.current_iter()
         return draw_bank_partners(len(self.teacher_bank), self.rad_bank_partners,
-                                  get_augment_seed(), iteration)
+                                  self.run_seed, iteration)
 
     @torch.no_grad()
     def bank_partners(self, device: torch.device, iteration: Optional[int] = None

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from coupleface.mining.relation_miner import check_meta
+from coupleface.utils.meta_check import check_meta
 
 __all__ = ['TeacherBank', 'write_teacher_bank']
 

@@ -36,6 +36,8 @@ class TinyFaceDataset:
         noise = rng.integers(-40, 41, (len(self.labels), SIZE, SIZE, 3))
         self.images = np.clip(protos[self.labels] + noise, 0, 255).astype(np.uint8)
         self.num_classes = NUM_CLASSES
+        # what the hook reads of the training pipeline: the clean view's size
+        self.pipeline = [dict(type='LoadFaceImage', size=SIZE), dict(type='PackFaceInputs')]
         self.seen = []
 
     def __len__(self) -> int:
@@ -98,7 +100,7 @@ def run_hook(mode: str, work_dir: str) -> dict:
         saves.append(path)
         return save_relations(path, *args, **kwargs)
 
-    save_relations = hook_mod.save_relations
+    save_relations = hook_mod.save_mined_relations
 
     dataset = TinyFaceDataset()
     bank = RecordingBank(len(dataset)) if mode == 'bank' else None
@@ -109,16 +111,14 @@ def run_hook(mode: str, work_dir: str) -> dict:
     sampler = RecordingSampler()
     runner = SimpleNamespace(
         model=model, work_dir=work_dir,
-        train_dataloader=SimpleNamespace(dataset=dataset, sampler=sampler),
-        cfg=dict(train_dataloader=dict(dataset=dict(
-            pipeline=[dict(type='LoadFaceImage', size=SIZE), dict(type='PackFaceInputs')]))))
+        train_dataloader=SimpleNamespace(dataset=dataset, sampler=sampler))
     hook = hook_mod.RelationMiningHook(num_neighbours=K, hard_positives=HARD, batch_size=4,
                                        num_workers=0, chunk_size=4)
-    hook_mod.save_relations = recording_save
+    hook_mod.save_mined_relations = recording_save
     try:
         hook.before_train(runner)
     finally:
-        hook_mod.save_relations = save_relations
+        hook_mod.save_mined_relations = save_relations
     hook.before_train_epoch(runner)
     seen = bank.seen if bank is not None else dataset.seen
     return dict(neighbours=torch.from_numpy(np.asarray(hook.neighbours)),

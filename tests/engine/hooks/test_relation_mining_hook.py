@@ -1,4 +1,4 @@
-"""RelationMiningHook: the sampler checks before any teacher pass (mining itself:
+"""RelationMiningHook: the sampler and clean-view checks before any teacher pass (mining itself:
 test_relation_mining_hook_dist.py, tests/e2e/test_coupleface_train.py)."""
 from types import SimpleNamespace
 
@@ -52,3 +52,31 @@ def test_random_partners_skip_mining():
     groups.random_groups = True
     RelationMiningHook(hard_positives=2).before_train(_runner(groups))
     assert not hasattr(groups, 'table') and not hasattr(groups, 'hard')
+
+
+class _Dataset:
+    num_classes = 2
+    pipeline = [dict(type='RandomFaceFlip'), dict(type='PackFaceInputs')]
+
+    def __len__(self):
+        return 4
+
+    def get_gt_labels(self):
+        return [0, 0, 1, 1]
+
+
+def _online_runner(sampler, tmp_path):
+    model = SimpleNamespace(teacher_embeddings=None, teacher_bank=None, teacher=None,
+                            teacher_info=dict(teacher_sha256='abc'), data_preprocessor=None)
+    return SimpleNamespace(model=model, work_dir=str(tmp_path),
+                           train_dataloader=SimpleNamespace(sampler=sampler, dataset=_Dataset()))
+
+
+def test_a_pipeline_without_a_loader_asks_for_view_size(tmp_path):
+    with pytest.raises(ValueError) as err:
+        RelationMiningHook().before_train(_online_runner(_Groups(), tmp_path))
+    message = str(err.value)
+    assert '\n' not in message
+    assert message.startswith("RelationMiningHook: cannot derive the teacher's clean view: "
+                              'the training pipeline has no LoadFaceImage')
+    assert message.endswith('set RelationMiningHook(view_size=...)')

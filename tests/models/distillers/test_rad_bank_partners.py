@@ -15,7 +15,6 @@ from coupleface.models.distillers import CoupleFaceDistiller, TeacherBank, write
 from coupleface.models.distillers.coupleface_distiller import draw_bank_partners
 from coupleface.models.losses import RelationAwareDistillationLoss
 from coupleface.registry import DATASETS, MODELS
-from coupleface.utils import seeding
 
 SIZE, DIM, ROWS = 16, 16, 12
 META = dict(teacher_sha256='sha256:abcd', dataset='tiny')
@@ -150,10 +149,11 @@ def test_draw_is_seeded_distinct_and_documented():
 
 
 # -- the loss ------------------------------------------------------------------------------
-def test_rad_with_bank_partners_equals_a_hand_call(tmp_path, hub_iter, monkeypatch):
-    monkeypatch.setattr(seeding, '_augment_seed', 123)  # what AugmentSeedHook sets
+def test_rad_with_bank_partners_equals_a_hand_call(tmp_path, hub_iter):
     prefix, emb, bank_labels = _bank(tmp_path)
     model = _distiller(prefix, rad_bank_partners=5)
+    assert model.run_seed == 0
+    model.set_run_seed(123)  # what AugmentSeedHook does with runner.seed
     plain = _distiller(prefix)
     plain.load_state_dict(model.state_dict())
     assert model.rad_bank_partners == 5 and plain.rad_bank_partners == 0
