@@ -41,10 +41,11 @@ from coupleface.utils.random_streams import (
 
 from .identity_index import per_identity_indices
 from .rank_info import resolve_rank
+from .resume_position import ResumePositionMixin
 
 
 @DATA_SAMPLERS.register_module()
-class PartnerSampler(Sampler[int]):
+class PartnerSampler(ResumePositionMixin, Sampler[int]):
     """Shuffled images, then ``num_partners`` mined partner images, per rank batch.
 
     Args:
@@ -106,7 +107,7 @@ class PartnerSampler(Sampler[int]):
         self.num_batches = math.ceil(per_rank / self.num_shuffled)
         self.num_samples = self.num_batches * batch_size
         self._neighbours: Optional[np.ndarray] = None
-        self._skip = self._samples_yielded = 0
+        self._reset_position()
         self.last_epoch_stats: Dict[str, float] = {}
 
     # ------------------------------------------------------------------ mined relations
@@ -185,12 +186,8 @@ class PartnerSampler(Sampler[int]):
         return np.concatenate([shuffled, partners], axis=2)
 
     def __iter__(self) -> Iterator[int]:
-        skip, self._skip = self._skip, 0
-        self._samples_yielded = skip
-        mine = self._epoch_stream()[:, self.rank].reshape(-1)
-        for idx in mine[skip:].tolist():
-            self._samples_yielded += 1
-            yield idx
+        skip = self._take_skip()
+        yield from self._resumed(self._epoch_stream()[:, self.rank].reshape(-1)[skip:].tolist())
 
     def __len__(self) -> int:
         """Samples per rank and epoch: ``num_batches × batch_size``."""
@@ -198,20 +195,6 @@ class PartnerSampler(Sampler[int]):
 
     def set_epoch(self, epoch: int) -> None:
         """A new stream every epoch (``DistSamplerSeedHook`` calls it)."""
-        if epoch != self.epoch:
-            self._skip = self._samples_yielded = 0
+        self._new_epoch(epoch)
         self.epoch = epoch
 
-    # ------------------------------------------------------------------ resume
-    def state_dict(self) -> dict:
-        """``seed``, ``epoch`` and ``samples_yielded`` (this epoch)."""
-        return dict(seed=self.seed, epoch=self.epoch, samples_yielded=self._samples_yielded)
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`; the next ``__iter__`` skips ``samples_yielded``."""
-        skip = int(state['samples_yielded'])
-        if not 0 <= skip <= self.num_samples:
-            raise ValueError(f'PartnerSampler.load_state_dict: samples_yielded={skip} is not '
-                             f'in [0, {self.num_samples}]')
-        self.seed, self.epoch = int(state['seed']), int(state['epoch'])
-        self._skip = self._samples_yielded = skip

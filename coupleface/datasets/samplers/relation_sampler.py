@@ -37,6 +37,7 @@ from coupleface.utils.random_streams import (
 
 from .identity_index import per_identity_indices
 from .rank_info import resolve_rank
+from .resume_position import ResumePositionMixin
 
 # Global groups drawn per generator. Part of the definition of the stream: changing it
 # changes which indices a (seed, epoch) gives.
@@ -73,7 +74,7 @@ def _first_distinct_neighbours(neighbours: np.ndarray, num: int) -> tuple[np.nda
 
 
 @DATA_SAMPLERS.register_module()
-class RelationSampler(Sampler[int]):
+class RelationSampler(ResumePositionMixin, Sampler[int]):
     """Yield dataset indices so that each batch is G groups of related identities.
 
     A **group** is an anchor identity followed by ``group_size - 1`` neighbour identities,
@@ -205,8 +206,7 @@ class RelationSampler(Sampler[int]):
         self._hard_flat: Optional[np.ndarray] = None  # positions inside the identity's list
         self._hard_offsets: Optional[np.ndarray] = None
         self._hard_sizes: Optional[np.ndarray] = None
-        self._skip = 0
-        self._samples_yielded = 0
+        self._reset_position()
 
     # ------------------------------------------------------------------ mined relations
     def set_neighbours(self, neighbours: Optional[np.ndarray]) -> None:
@@ -354,8 +354,7 @@ class RelationSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         """Yield this rank's indices for the epoch, skipping any resumed samples."""
-        skip, self._skip = self._skip, 0
-        self._samples_yielded = skip
+        skip = self._take_skip()
         # Snapshot the tables: a set_neighbours during the epoch applies to the next one.
         members = None if self.random_groups else self._members
         counts = self._member_counts
@@ -373,9 +372,7 @@ class RelationSampler(Sampler[int]):
             if gid // _GROUPS_PER_CHUNK != chunk:
                 chunk = gid // _GROUPS_PER_CHUNK
                 rows = self._chunk_indices(chunk, anchors, members, counts, hard)
-            for idx in rows[gid - chunk * _GROUPS_PER_CHUNK, offset:].tolist():
-                self._samples_yielded += 1
-                yield idx
+            yield from self._resumed(rows[gid - chunk * _GROUPS_PER_CHUNK, offset:].tolist())
             offset = 0
 
     def __len__(self) -> int:
@@ -388,25 +385,6 @@ class RelationSampler(Sampler[int]):
         Args:
             epoch (int): Epoch number.
         """
-        if epoch != self.epoch:  # a resume position belongs to the epoch it was saved in
-            self._skip = self._samples_yielded = 0
+        self._new_epoch(epoch)
         self.epoch = epoch
 
-    # ------------------------------------------------------------------ resume
-    def state_dict(self) -> dict:
-        """Position in the stream: ``seed``, ``epoch``, ``samples_yielded`` (this epoch)."""
-        return dict(seed=self.seed, epoch=self.epoch, samples_yielded=self._samples_yielded)
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`; the next ``__iter__`` skips ``samples_yielded``.
-
-        Args:
-            state (dict): Keys ``seed``, ``epoch``, ``samples_yielded``.
-        """
-        skip = int(state['samples_yielded'])
-        if not 0 <= skip <= self.num_samples:
-            raise ValueError(f'RelationSampler.load_state_dict: samples_yielded={skip} is not '
-                             f'in [0, {self.num_samples}]')
-        self.seed = int(state['seed'])
-        self.epoch = int(state['epoch'])
-        self._skip = self._samples_yielded = skip

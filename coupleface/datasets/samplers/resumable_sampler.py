@@ -16,9 +16,11 @@ from mmengine.dataset import DefaultSampler
 
 from coupleface.registry import DATA_SAMPLERS
 
+from .resume_position import ResumePositionMixin
+
 
 @DATA_SAMPLERS.register_module()
-class ResumableSampler(DefaultSampler):
+class ResumableSampler(ResumePositionMixin, DefaultSampler):
     """``DefaultSampler`` with a resume position inside the epoch.
 
     The order is exactly ``DefaultSampler``'s. After :meth:`load_state_dict`, the next
@@ -47,17 +49,12 @@ class ResumableSampler(DefaultSampler):
     def __init__(self, dataset: Sized, shuffle: bool = True, seed: Optional[int] = None,
                  round_up: bool = True) -> None:
         super().__init__(dataset, shuffle=shuffle, seed=seed, round_up=round_up)
-        self._skip = 0
-        self._samples_yielded = 0
+        self._reset_position()
 
     def __iter__(self) -> Iterator[int]:
         """Yield this rank's indices of the epoch, minus the resumed ones."""
-        skip, self._skip = self._skip, 0
-        indices = list(super().__iter__())
-        self._samples_yielded = skip
-        for index in indices[skip:]:
-            self._samples_yielded += 1
-            yield index
+        skip = self._take_skip()
+        yield from self._resumed(list(super().__iter__())[skip:])
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch (``DistSamplerSeedHook``); a resume position of another epoch is dropped.
@@ -65,24 +62,6 @@ class ResumableSampler(DefaultSampler):
         Args:
             epoch (int): Epoch number.
         """
-        if epoch != self.epoch:
-            self._skip = self._samples_yielded = 0
+        self._new_epoch(epoch)
         super().set_epoch(epoch)
 
-    def state_dict(self) -> dict:
-        """``seed``, ``epoch`` and ``samples_yielded`` (handed out this epoch, prefetch too)."""
-        return dict(seed=self.seed, epoch=self.epoch, samples_yielded=self._samples_yielded)
-
-    def load_state_dict(self, state: dict) -> None:
-        """Resume at ``state``: the next ``__iter__`` skips ``samples_yielded`` indices.
-
-        Args:
-            state (dict): Keys ``seed``, ``epoch`` and ``samples_yielded``.
-        """
-        skip = int(state['samples_yielded'])
-        if not 0 <= skip <= self.num_samples:
-            raise ValueError(f'ResumableSampler.load_state_dict: samples_yielded={skip} is not '
-                             f'in [0, {self.num_samples}]')
-        self.seed = int(state['seed'])
-        self.epoch = int(state['epoch'])
-        self._skip = self._samples_yielded = skip
