@@ -22,8 +22,9 @@ An interrupted run (meta.json says incomplete) is regenerated without ``--force`
 
 Example::
 
-    python tools/make_synthfaces.py data/synthfaces --num-ids 500 --imgs-per-id 20 \\
-        --val-pairs 6000 --test-pairs 6000 --size 112 --difficulty 0.5 --workers 2
+    python tools/make_synthfaces.py data/synthfaces            # the defaults (difficulty 0.8)
+    python tools/make_synthfaces.py data/synthfaces --difficulty 0.7 --num-ids 300 \\
+        --imgs-per-id 16 --val-pairs 1000 --test-pairs 3000 --all-pairs-ids 300  # the demo's
     python tools/make_synthfaces.py data/synthfaces_folder --format folder
 """
 from __future__ import annotations

@@ -22,6 +22,8 @@ from mmengine.logging import print_log
 
 from coupleface.registry import DATASETS
 
+from .missing_data import check_exists
+
 _CACHE_VERSION = 1
 # Folders modified this recently when the list was scanned may change again
 # within the same mtime tick; their cache entry is not trusted (as git does).
@@ -152,8 +154,7 @@ class ImageFolderFaceDataset(BaseDataset):
         root = self.image_root
         if not root:
             raise ValueError('ImageFolderFaceDataset needs data_root')
-        if not osp.isdir(root):
-            raise FileNotFoundError(f'{root}: no such folder')
+        check_exists(root, 'image folder')
         signature = _scan_signature(root)
         if not signature:
             raise ValueError(f'{root}: no identity folders (expected <root>/<identity>/<image>)')

@@ -30,6 +30,8 @@ from coupleface.datasets.mx_record import MXIndexedRecordIO
 from coupleface.datasets.mx_record_codec import RecordIOError, unpack
 from coupleface.registry import DATASETS
 
+from .missing_data import check_exists
+
 __all__ = ['MXFaceDataset', 'read_property_file']
 
 
@@ -159,6 +161,8 @@ class MXFaceDataset(BaseDataset):
         if self._fully_initialized:
             return
         start = time.perf_counter()
+        check_exists(self.rec_path, 'RecordIO file')
+        check_exists(self.idx_path, 'RecordIO index')
         keys, labels, num_classes = self._scan()
         self._rec_keys, self._gt_labels, self._num_classes = keys, labels, num_classes
         self._check_property()

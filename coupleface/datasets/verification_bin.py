@@ -28,6 +28,7 @@ from coupleface.registry import DATASETS
 
 from .bin_io import read_bin
 from .mask_protocols import MASK_PROTOCOLS, protocol_set_name
+from .missing_data import check_exists
 
 
 @DATASETS.register_module()
@@ -115,6 +116,7 @@ class VerificationBinDataset(BaseDataset):
         data_list: List[dict] = []
         pair_sets = {}
         for name, path in zip(self.set_names, self.ann_files):
+            check_exists(path, 'verification pair set')
             bins, issame = read_bin(path)
             for protocol in self.protocols:
                 set_name = protocol_set_name(name, protocol)
