@@ -8,8 +8,7 @@ from __future__ import annotations
 import os.path as osp
 
 HOW_TO_MAKE = ('the SynthFaces configs read data/synthfaces: make it with `python '
-               'tools/make_synthfaces.py data/synthfaces` (the demo uses --difficulty 0.7 '
-               '--num-ids 300 --imgs-per-id 16); insightface data (MS1M, .bin sets): '
+               'tools/make_synthfaces.py data/synthfaces`; insightface data (MS1M, .bin sets): '
                'docs/data_preparation.md')
 
 
