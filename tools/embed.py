@@ -1,8 +1,11 @@
 """Embed every face image of a folder with a trained recognizer or distilled student.
 
-Writes ``OUT_PREFIX.npy`` (``N x D`` float32, L2-normalised unless ``--raw``; with the
-model's flip test, of the sum of image and mirror embeddings) and ``OUT_PREFIX.txt`` (the
-image paths relative to ``IMG_DIR``, ``/``-separated, one per row, in the order of the rows).
+The model is a config + checkpoint, an ``.onnx`` file or a bare arcface_torch
+``backbone.pth`` (``--network``, or read from the weights), see
+:mod:`coupleface.apis.model_source`. Writes ``OUT_PREFIX.npy`` (``N x D`` float32,
+L2-normalised unless ``--raw``; with the model's flip test, of the sum of image and mirror
+embeddings) and ``OUT_PREFIX.txt`` (the image paths relative to ``IMG_DIR``, ``/``-separated,
+one per row, in the order of the rows).
 Images are found recursively (jpg, jpeg, png, bmp, webp, tif, tiff) and sorted by path.
 
 Images are aligned faces (any size: resized like the test pipeline) unless ``--landmarks``
@@ -15,6 +18,8 @@ Examples:
     python tools/embed.py configs/arcface/mobilefacenet_1xb128_synthfaces-56px.py \\
         work_dirs/mbf/epoch_8.pth data/faces --out work_dirs/faces_emb
     python tools/embed.py CONFIG student.pth photos/ --out emb --landmarks photos_5pts.txt
+    python tools/embed.py w600k_r50.onnx data/faces --out emb      # insightface ONNX model
+    python tools/embed.py backbone.pth data/faces --out emb --network r50  # arcface_torch
 """
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add_flip_arguments(parser)
     parser.add_argument('--raw', action='store_true', help='write raw (unnormalised) embeddings')
     add_progress_argument(parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     check_batch_size(parser, args)
     return args
 
@@ -117,7 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
         raise ValueError(f'{args.landmarks} has landmarks for {len(unknown)} images not in '
                          f'{args.img_dir}: {", ".join(unknown[:5])}')
     embedder = FaceEmbedder(args.config, args.checkpoint, device=args.device,
-                            flip_test=args.flip_test, batch_size=args.batch_size)
+                            flip_test=args.flip_test, batch_size=args.batch_size,
+                            network=args.network, input_size=args.input_size)
     progress = None
     if not args.no_progress:
         from tqdm import tqdm

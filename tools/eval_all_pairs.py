@@ -11,6 +11,7 @@ impostor pairs it rests on (:func:`coupleface.evaluation.functional.all_pairs_ta
 Examples:
     python tools/eval_all_pairs.py configs/arcface/iresnet18-w8_1xb128_synthfaces-56px.py \\
         work_dirs/student/epoch_8.pth data/synthfaces/all_pairs_test --out all_pairs.json
+    python tools/eval_all_pairs.py w600k_r50.onnx data/synthfaces/all_pairs_test  # no config
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='target FARs')
     parser.add_argument('--out', help='write the figures to this JSON file')
     add_embedding_arguments(parser, batch_size=128, chunk_size=2048)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     check_batch_size(parser, args)
     return args
 
@@ -56,7 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     dataset = MXFaceDataset(data_root=args.set_dir, rec_file=args.rec, idx_file=args.idx,
                             test_mode=True)
     embedder = FaceEmbedder(args.config, args.checkpoint, device=args.device,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, network=args.network,
+                            input_size=args.input_size)
     num = len(dataset)
     progress = None
     if not args.no_progress:

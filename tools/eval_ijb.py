@@ -9,12 +9,15 @@ nearest-FAR TAR) and the 1:N table, and writes ``OUT_DIR/{name}_results.json``.
 
 The model is the config's recognizer (a distiller config gives its student); the checkpoint may
 be a recognizer, a distiller or a bare insightface ``backbone.pth`` (read without running
-pickled code).
+pickled code). Without a config: an ``.onnx`` model (insightface's ``w600k_r50.onnx``) or a
+bare arcface_torch ``backbone.pth`` (``--network r50``, or read from the weights), see
+:mod:`coupleface.apis.model_source`.
 
 Examples:
     python tools/eval_ijb.py configs/arcface/iresnet18-w8_1xb128_synthfaces-56px.py epoch_4.pth \\
         --root data/IJBC --name ijbc --batch-size 256 --workers 8 --out-dir results/
     python tools/eval_ijb.py CONFIG backbone.pth --root data/IJBB --name ijbb --flip-test
+    python tools/eval_ijb.py w600k_r50.onnx --root data/IJBC --name ijbc --flip-test
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from typing import Optional, Sequence
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from coupleface.utils.cli import add_model_arguments
+    from coupleface.utils.cli import add_device_argument, add_model_arguments
 
     parser = argparse.ArgumentParser(description='IJB-B / IJB-C template evaluation')
     add_model_arguments(parser)
@@ -39,8 +42,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=128, help='images per batch')
     parser.add_argument('--workers', type=int, default=4, help='DataLoader workers')
     parser.add_argument('--out-dir', help='write {name}_results.json (and scores) here')
-    parser.add_argument('--device', default=None, help='torch device (default: cuda if '
-                        'available, else cpu)')
+    add_device_argument(parser)
     parser.add_argument('--size', type=int, default=None, help='aligned face side (default: '
                         "the config's test input size)")
     parser.add_argument('--flip-test', action='store_true',
@@ -55,7 +57,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--save-scores', action='store_true',
                         help='also write the pair scores and labels (.npz) to --out-dir')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def _pct(value: float) -> str:
@@ -108,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from tqdm import tqdm
 
     import coupleface  # noqa: F401  (safe checkpoint loading, coupleface:: configs)
-    from coupleface.apis.model_loading import init_recognizer
+    from coupleface.apis.model_source import load_embedding_model
     from coupleface.datasets.ijb import IJBDataset, ijb_test_pipeline
     from coupleface.evaluation.metrics.ijb_metric import IJBMetric
     from coupleface.setup_env import register_all_modules
@@ -118,12 +120,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         raise ValueError('--batch-size must be >= 1 and --workers >= 0')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = args.device
 
-    model = init_recognizer(args.config, args.checkpoint, device=device)
-    if args.flip_test:
-        model.flip_test = True
-    size = args.size or int(getattr(model, 'input_size', 112))
+    source = load_embedding_model(args.checkpoint, args.config, network=args.network,
+                                  input_size=args.input_size, device=device,
+                                  flip_test=True if args.flip_test else None)
+    model = source.model
+    size = args.size or source.input_size
     dataset = IJBDataset(args.root, name=args.name, pipeline=ijb_test_pipeline(size))
     metric = IJBMetric(fars=args.fars, identification=not args.no_1n,
                        use_norm_score=not args.no_norm_score,

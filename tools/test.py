@@ -6,6 +6,11 @@ score histograms; the single source of the rest), ``metrics.md`` (a table of the
 ``roc_<set>.png`` / ``scores_<set>.png`` per set. With another evaluator, ``metrics.json``
 holds the flat metrics only.
 
+The model may also be an ``.onnx`` file (``OnnxRecognizer`` under onnxruntime) or, with
+``--network`` (``r50``, ``mbf``...), a bare arcface_torch ``backbone.pth`` whatever model the
+config names: the config then gives only the test sets, the pipeline and the evaluator (see
+``use_model_source``), so the same metrics run on it.
+
 Progress: MMEngine's ``LoggerHook`` logs ``Epoch(test) [i/N]  eta ... time ...`` (seconds
 per batch) every ``interval`` batches; for this run the interval is lowered so that about 20
 such lines cover the test set (``--log-interval`` sets it).
@@ -14,6 +19,8 @@ Examples:
     python tools/test.py CONFIG work_dirs/x/epoch_8.pth
     python tools/test.py CONFIG CKPT --out-dir results/  # metrics.json, metrics.md, PNGs
     python tools/test.py CONFIG CKPT --mask-protocols clean masked_unmasked  # + masked pairs
+    python tools/test.py CONFIG w600k_r50.onnx          # an ONNX model on the config's sets
+    python tools/test.py CONFIG backbone.pth --network r50   # a bare arcface_torch backbone
     python tools/analysis_tools/compare_results.py results_t/ results_s/ \
         --labels teacher student --out compare/
 """
@@ -30,9 +37,10 @@ from mmengine.config import DictAction
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from coupleface.utils.cli import add_model_arguments
+
     parser = argparse.ArgumentParser(description='Test (evaluate) a coupleface model')
-    parser.add_argument('config', help='config file path (or coupleface::rel/path.py)')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    add_model_arguments(parser, config_required=True)
     parser.add_argument('--work-dir', help='directory for the evaluation logs')
     parser.add_argument('--out-dir',
                         help='write metrics.json, metrics.md and ROC / score PNGs here')
@@ -150,6 +158,31 @@ def write_outputs(out_dir: str, metrics: dict, metric=None, plots: bool = True,
     return write_report(out_dir, report, plots=plots)
 
 
+def use_model_source(cfg, checkpoint: str, network=None, input_size=None) -> bool:
+    """Put an ``.onnx`` model or a ``--network`` backbone in place of the config's model.
+
+    The config still gives the test sets, pipeline (its input size) and evaluator; the model
+    is :func:`coupleface.apis.model_source.source_model_config` of the file (an
+    ``OnnxRecognizer``, or a ``FaceRecognizer`` around the backbone the weights hold) with the
+    config's ``flip_test`` and data preprocessor.
+
+    Returns:
+        bool: Whether the model was replaced (the ONNX graph needs no checkpoint loading).
+    """
+    from coupleface.apis.model_loading import configured_input_size, recognizer_model_config
+    from coupleface.apis.model_source import is_onnx, source_model_config
+
+    if not is_onnx(checkpoint) and network is None:
+        return False
+    recognizer = recognizer_model_config(cfg)
+    model = source_model_config(checkpoint, network, input_size or configured_input_size(cfg),
+                                flip_test=bool(recognizer.get('flip_test', False)))
+    if recognizer.get('data_preprocessor') is not None:
+        model['data_preprocessor'] = recognizer['data_preprocessor']
+    cfg.model = model
+    return True
+
+
 def load_for_test(model, checkpoint: str) -> None:
     """Load a recognizer, distiller or insightface backbone checkpoint strictly.
 
@@ -195,10 +228,12 @@ def main(argv=None) -> dict:
     # another architecture must fail, not evaluate random weights with a warning.
     cfg.load_from = None
     cfg.resume = False
+    replaced = use_model_source(cfg, args.checkpoint, args.network, args.input_size)
 
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    load_for_test(runner.model, args.checkpoint)
+    if not (replaced and args.checkpoint.lower().endswith('.onnx')):
+        load_for_test(runner.model, args.checkpoint)
     set_progress_interval(runner, args.log_interval)
     metric = find_verification_metric(runner) if args.out_dir else None
     if metric is not None:

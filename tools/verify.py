@@ -12,6 +12,7 @@ Faces are aligned images unless their 5 landmarks are given (``--landmarks1`` /
 Examples:
     python tools/verify.py CONFIG student.pth a.jpg b.jpg --threshold 0.35
     python tools/verify.py CONFIG student.pth a.jpg b.jpg --calibrate data/lfw.bin --far 1e-3
+    python tools/verify.py w600k_r50.onnx a.jpg b.jpg --threshold 0.3   # no config needed
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import numpy as np
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from coupleface.utils.cli import add_flip_arguments, add_model_arguments
+    from coupleface.utils.cli import add_device_argument, add_flip_arguments, add_model_arguments
 
     parser = argparse.ArgumentParser(description='Verify whether two faces are the same person')
     add_model_arguments(parser)
@@ -39,11 +40,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='5 landmarks of img1: x1 y1 ... x5 y5')
     parser.add_argument('--landmarks2', type=float, nargs='+', metavar='XY',
                         help='5 landmarks of img2: x1 y1 ... x5 y5')
-    parser.add_argument('--device', default='cpu', help='torch device, e.g. cuda:0')
+    add_device_argument(parser)
     parser.add_argument('--batch-size', type=int, default=64,
                         help='images per forward pass while calibrating')
     add_flip_arguments(parser)
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def _points(values: Optional[Sequence[float]]) -> Optional[np.ndarray]:
@@ -58,7 +59,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     from coupleface.apis.face_embedder import FaceEmbedder
 
     embedder = FaceEmbedder(args.config, args.checkpoint, device=args.device,
-                            flip_test=args.flip_test, batch_size=args.batch_size)
+                            flip_test=args.flip_test, batch_size=args.batch_size,
+                            network=args.network, input_size=args.input_size)
     lm1, lm2 = _points(args.landmarks1), _points(args.landmarks2)
     # Read both faces before any calibration work, so a bad image fails fast.
     for image, marks in ((args.img1, lm1), (args.img2, lm2)):

@@ -14,7 +14,8 @@ metric compute them. :meth:`FaceEmbedder.verify` compares two faces by cosine si
 against a threshold calibrated for a target FAR on an insightface ``.bin`` pair set
 (:mod:`coupleface.apis.calibration`) or given by hand.
 
-The config and checkpoint are read by :mod:`coupleface.apis.model_loading`, images and
+The model is read by :mod:`coupleface.apis.model_source` (a config + checkpoint, an
+``.onnx`` file under onnxruntime, or a config-less arcface_torch ``backbone.pth``), images and
 landmarks by :mod:`coupleface.apis.image_input`; this module holds the embedder and its
 cosine score.
 
@@ -38,14 +39,8 @@ import torch
 
 from .calibration import calibrate_threshold
 from .image_input import ImageLike, as_image_list, check_landmarks, landmark_list, read_face_image
-from .model_loading import (
-    ConfigLike,
-    configured_image_loader,
-    configured_input_size,
-    init_recognizer,
-    load_config,
-    recognizer_model_config,
-)
+from .model_loading import ConfigLike
+from .model_source import is_onnx, load_embedding_model
 
 __all__ = ['FaceEmbedder', 'cosine_similarity']
 
@@ -71,21 +66,27 @@ def cosine_similarity(emb1: np.ndarray, emb2: np.ndarray) -> np.ndarray:
 
 
 class FaceEmbedder:
-    """Face embeddings and 1:1 verification from a config and a checkpoint.
+    """Face embeddings and 1:1 verification from a config and a checkpoint, or an ONNX model.
 
     Args:
         config: Config path (``coupleface::`` allowed), ``Config`` or dict. For a
-            ``CoupleFaceDistiller`` config only the student is built.
-        checkpoint: A recognizer checkpoint, a distiller checkpoint (``student.*`` keys) or a
-            bare insightface ``backbone.pth``; loaded strictly (the margin head is not needed
-            and ignored).
+            ``CoupleFaceDistiller`` config only the student is built. Optional for an
+            ``.onnx`` model and a bare ``backbone.pth``; ``FaceEmbedder('model.onnx')`` and
+            ``FaceEmbedder('backbone.pth')`` take the file as the model
+            (:mod:`coupleface.apis.model_source`).
+        checkpoint: A recognizer checkpoint, a distiller checkpoint (``student.*`` keys), a
+            bare insightface ``backbone.pth`` (loaded strictly; the margin head is ignored) or
+            an ``.onnx`` model (onnxruntime, the ``onnx`` extra).
         device: Torch device. Defaults to ``'cpu'``.
         flip_test: Fuse the embeddings of the image and its mirror (sum of raw embeddings).
-            ``None`` takes the model config's ``flip_test``.
+            ``None`` takes the model config's ``flip_test`` (False without a config).
         batch_size: Images per forward pass. Defaults to 64.
+        network: arcface_torch name (``r50``, ``mbf``...) of a config-less ``backbone.pth``;
+            None: read from the weights' shapes.
+        input_size: Input side of a config-less model (None: the ONNX graph's, or 112).
 
     Attributes:
-        model: The loaded ``FaceRecognizer`` (eval mode).
+        model: The loaded ``FaceRecognizer`` or ``OnnxRecognizer`` (eval mode).
         input_size: Side of the model's input images (the test pipeline's).
         threshold: The cosine threshold set by :meth:`calibrate` (``None`` before).
         far: The target FAR of that threshold.
@@ -103,28 +104,37 @@ class FaceEmbedder:
         >>> embedder.verify('a.jpg', 'b.jpg')['same']
     """
 
-    def __init__(self, config: ConfigLike, checkpoint: Union[str, os.PathLike, Mapping],
+    def __init__(self, config: Optional[ConfigLike] = None,
+                 checkpoint: Union[str, os.PathLike, Mapping, None] = None,
                  device: Union[str, torch.device] = 'cpu', flip_test: Optional[bool] = None,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, network: Optional[str] = None,
+                 input_size: Optional[int] = None) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
-        self.cfg = load_config(config)
+        if checkpoint is None and isinstance(config, (str, os.PathLike)) and (
+                is_onnx(config) or os.fspath(config).endswith(('.pth', '.pt'))):
+            config, checkpoint = None, config  # FaceEmbedder('w600k_r50.onnx')
+        if checkpoint is None:
+            raise ValueError('FaceEmbedder needs a model: an .onnx file, a checkpoint with '
+                             'its config, or a bare backbone.pth (network= optional)')
         self.device = torch.device(device)
-        self.model = init_recognizer(self.cfg, checkpoint, device=self.device)
-        self.checkpoint_info: Dict[str, Any] = self.model.checkpoint_info
-        if flip_test is None:
-            flip_test = bool(recognizer_model_config(self.cfg).get('flip_test', False))
-        self.flip_test = bool(flip_test)
-        self.model.flip_test = self.flip_test
+        source = load_embedding_model(checkpoint, config, network=network,
+                                      input_size=input_size, device=self.device,
+                                      flip_test=flip_test)
+        self.source = source
+        self.model = source.model
+        self.checkpoint_info: Dict[str, Any] = source.info
+        self.flip_test = bool(self.model.flip_test)
         self.batch_size = batch_size
-        self.input_size = configured_input_size(self.cfg)
-        self._loader = configured_image_loader(self.cfg)
+        self.input_size = source.input_size
+        self._loader = source.loader
         self.threshold: Optional[float] = None
         self.far: Optional[float] = None
         self.calibration: Optional[Dict[str, Any]] = None
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(backbone={type(self.model.backbone).__name__}, '
+        model = getattr(self.model, 'backbone', self.model)
+        return (f'{type(self).__name__}(backbone={type(model).__name__}, '
                 f'input_size={self.input_size}, flip_test={self.flip_test}, '
                 f'threshold={self.threshold}, far={self.far})')
 
@@ -196,11 +206,7 @@ class FaceEmbedder:
     @property
     def embedding_size(self) -> Optional[int]:
         """Embedding dimension of the model (``None`` if it does not say)."""
-        for part in (getattr(self.model, 'neck', None), self.model.backbone):
-            size = getattr(part, 'embedding_size', None)
-            if size is not None:
-                return int(size)
-        return None
+        return self.source.embedding_size
 
     # -- verification ---------------------------------------------------------------------
     def similarity(self, image1: ImageLike, image2: ImageLike, landmarks1: Optional[Any] = None,

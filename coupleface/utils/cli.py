@@ -33,11 +33,48 @@ def run_cli(main: Callable[[], object]) -> int:
 
 
 # ------------------------------------------------------------------------ argparse helpers
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The positional ``config`` and ``checkpoint`` of the tools that load a recognizer."""
-    parser.add_argument('config', help='config file path (or coupleface::rel/path.py)')
+def default_device() -> str:
+    """``'cuda'`` when a CUDA device is available, else ``'cpu'``: every tool's ``--device``."""
+    import torch
+
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device`` (default :func:`default_device`)."""
+    parser.add_argument('--device', default=default_device(),
+                        help='torch device, e.g. cuda:0 (default: cuda when available, else '
+                        'cpu)')
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, config_required: bool = False) -> None:
+    """``[config] checkpoint``, ``--network`` and ``--input-size`` of the tools that load a
+    face model (:mod:`coupleface.apis.model_source`).
+
+    Without ``config_required`` the config may be left out for an ``.onnx`` model or a bare
+    arcface_torch ``backbone.pth``; such a parser must parse with
+    ``parser.parse_intermixed_args`` (an optional positional before required ones).
+
+    Args:
+        parser: The tool's parser.
+        config_required: The tool needs a config (e.g. for its data sets).
+    """
+    parser.add_argument('config', nargs=None if config_required else '?',
+                        help='config file path (or coupleface::rel/path.py)' +
+                        ('' if config_required else '; leave out for an .onnx model or a '
+                         'bare backbone.pth'))
     parser.add_argument('checkpoint', help='recognizer, distiller or insightface backbone '
-                        'checkpoint')
+                        'checkpoint, or an .onnx model')
+    add_network_arguments(parser)
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--network`` and ``--input-size`` of a config-less model source."""
+    parser.add_argument('--network', help="arcface_torch name of a bare backbone.pth's "
+                        'network (r18, r34, r50, r100, r200, mbf, mbf_large); default: read '
+                        'from the weights (or the config\'s model)')
+    parser.add_argument('--input-size', type=int, help='input side of a config-less model '
+                        '(default: the ONNX graph\'s, or 112)')
 
 
 def add_embedding_arguments(parser: argparse.ArgumentParser, batch_size: int = 128,
@@ -56,7 +93,7 @@ def add_embedding_arguments(parser: argparse.ArgumentParser, batch_size: int = 1
     if chunk_size is not None:
         parser.add_argument('--chunk-size', type=int, default=chunk_size,
                             help='similarity rows scored at once')
-    parser.add_argument('--device', default='cpu', help='torch device, e.g. cuda:0')
+    add_device_argument(parser)
     if progress:
         add_progress_argument(parser)
 

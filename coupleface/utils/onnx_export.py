@@ -4,7 +4,11 @@ One input ``N x 3 x H x W`` float32 (RGB, normalised as ``(x - 127.5) / 127.5`` 
 graph), a dynamic batch dimension, one output: the raw embedding ``N x D`` (no L2
 normalisation, no flip fusion). ``tools/deployment/pytorch2onnx.py`` (the CLI, with the
 onnxruntime parity check) and the ``students`` section of ``tools/analysis_tools/
-benchmark.py`` export through :func:`export_onnx`.
+benchmark.py`` export through :func:`export_onnx`. The file records its normalisation
+(``metadata_props`` ``input_mean``/``input_std``), which
+:class:`coupleface.utils.onnx_runtime.OnnxEmbeddingSession` reads back.
+:func:`insightface_router_problem` says when insightface's ``model_zoo`` router will not
+take the file for a recognizer.
 """
 from __future__ import annotations
 
@@ -20,6 +24,27 @@ from torch import nn
 INPUT_MEAN = 127.5
 INPUT_STD = 127.5
 MIN_OPSET = 17
+
+
+def insightface_router_problem(input_size: int) -> Optional[str]:
+    """Why insightface's model router would not load an export of this size, or None.
+
+    ``insightface.model_zoo.get_model`` routes an ONNX file by its input shape: a square input
+    of side >= 112 and divisible by 16 becomes ``ArcFaceONNX`` (a recognizer), except 192 px
+    (the landmark model) and 96 px (the attribute model); anything else is not loaded.
+
+    Args:
+        input_size: The exported square input side.
+
+    Returns:
+        str | None: The reason, for a warning.
+    """
+    if input_size == 192:
+        return '192 px inputs are routed to its Landmark model, not ArcFaceONNX'
+    if input_size < 112 or input_size % 16:
+        return (f'it routes only inputs of side >= 112 and divisible by 16 to ArcFaceONNX; '
+                f'this export takes {input_size} px')
+    return None
 
 
 class EmbeddingGraph(nn.Module):
@@ -69,7 +94,8 @@ def export_onnx(model: nn.Module, out: str, input_size: int, opset: int = MIN_OP
     proto = onnx.load(out)
     props = dict(exporter='torch.onnx.export (TorchScript, dynamo=False)',
                  input_size=str(input_size), input_layout='NCHW float32 RGB',
-                 input_normalisation='(x - 127.5) / 127.5', output='raw embedding (not '
+                 input_normalisation='(x - 127.5) / 127.5', input_mean=str(INPUT_MEAN),
+                 input_std=str(INPUT_STD), output='raw embedding (not '
                  'L2-normalised, no flip fusion)', **(metadata or {}))
     for key, value in props.items():
         entry = proto.metadata_props.add()

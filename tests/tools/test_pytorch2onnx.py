@@ -12,6 +12,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from coupleface.apis.model_loading import build_recognizer
 from coupleface.utils.cli import run_cli
+from coupleface.utils.onnx_runtime import onnx_session
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'deployment', 'pytorch2onnx.py')
@@ -81,7 +82,7 @@ def test_parity_batch_1_and_8_from_a_batch_1_export(name, tmp_path):
     assert max(diffs.values()) < 1e-4, diffs
 
     # the batch-8 rows equal batch-1 runs, and the graph is the plain embedding (no flip)
-    session = p2o._session(path)
+    session = onnx_session(path)
     x = p2o.synthfaces_inputs(8, size, seed=1)
     (batch8, ) = session.run(None, {'input': x})
     singles = np.concatenate([session.run(None, {'input': x[i:i + 1]})[0] for i in range(8)])
@@ -143,7 +144,7 @@ def test_cli_exports_the_student_of_a_distiller_checkpoint(tmp_path, capsys):
     assert props['checkpoint_kind'] == 'distiller'
     assert props['distilled_teacher_checkpoint'] == osp.abspath(teacher_path)
     # the exported graph is the student's
-    session = p2o._session(out)
+    session = onnx_session(out)
     x = p2o.synthfaces_inputs(2, size)
     with torch.no_grad():
         expected = distiller.student.eval().extract_feat(torch.from_numpy(x)).numpy()

@@ -24,7 +24,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -39,7 +38,9 @@ from coupleface.utils.onnx_export import (
     MIN_OPSET,
     EmbeddingGraph,
     export_onnx,
+    insightface_router_problem,
 )
+from coupleface.utils.onnx_runtime import onnx_session
 
 
 def parse_batches(text: str) -> List[int]:
@@ -69,7 +70,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='max abs difference allowed by --check; default %(default)s')
     parser.add_argument('--seed', type=int, default=0, help='seed of the check inputs')
-    args = parser.parse_args(argv)
+    parser.add_argument('--shape', type=int, default=None,
+                        help='exported input side (default: the config\'s test size, or '
+                        '--input-size / 112 without a config); alias of --input-size')
+    args = parser.parse_intermixed_args(argv)
     if args.opset < MIN_OPSET:
         parser.error(f'--opset must be >= {MIN_OPSET}, got {args.opset}')
     return args
@@ -131,17 +135,6 @@ def synthfaces_inputs(num: int, input_size: int, seed: int = 0) -> np.ndarray:
     return preprocess_bgr(faces)
 
 
-def _session(path: str):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    threads = os.environ.get('OMP_NUM_THREADS')
-    if threads and threads.isdigit():
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-
-
 def check_onnx(model: nn.Module, path: str, input_size: int, batches: Sequence[int] = (1, 8),
                seed: int = 0) -> Dict[Tuple[str, int], float]:
     """Max abs difference of onnxruntime and PyTorch embeddings per input kind and batch.
@@ -156,7 +149,7 @@ def check_onnx(model: nn.Module, path: str, input_size: int, batches: Sequence[i
     Returns:
         dict: ``{('random' | 'synthfaces', batch): max_abs_diff}``.
     """
-    session = _session(path)
+    session = onnx_session(path, feature='the ONNX parity check')
     input_name = session.get_inputs()[0].name
     rng = np.random.default_rng(seed)
     graph = EmbeddingGraph(model.float().cpu().eval()).eval()
@@ -178,15 +171,23 @@ def check_onnx(model: nn.Module, path: str, input_size: int, batches: Sequence[i
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
-    from coupleface.apis.model_loading import init_recognizer, load_config
+    from coupleface.apis.model_source import is_onnx, load_embedding_model
 
-    cfg = load_config(args.config)
-    model = init_recognizer(cfg, args.checkpoint, device='cpu')
-    info = model.checkpoint_info
-    size = model.input_size
+    if is_onnx(args.checkpoint):
+        raise ValueError(f'{args.checkpoint} is already an ONNX model')
+    source = load_embedding_model(args.checkpoint, args.config, network=args.network,
+                                  input_size=args.shape or args.input_size, device='cpu')
+    model, info = source.model, source.info
+    size = args.shape or source.input_size
     note = _check_preprocessor(model)
     if note:
         print(note)
+    problem = insightface_router_problem(size)
+    if problem:
+        print(f'warning: insightface\'s model router (insightface.model_zoo.get_model) will '
+              f'not load {args.out} as a recognizer: {problem}. Export with --shape 112 (a '
+              'backbone sized for other inputs needs retraining at 112 px), or load the file '
+              'with ArcFaceONNX / onnxruntime directly', file=sys.stderr)
     metadata = dict(backbone=type(model.backbone).__name__, checkpoint_kind=info['kind'],
                     source_checkpoint=osp.basename(args.checkpoint))
     if info.get('teacher'):

@@ -25,8 +25,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import math
-import re
 import sys
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -47,18 +45,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _block_counts(keys: Sequence[str], pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in keys if (m := regex.match(k))})
-
-
-def _looks_like(state: Mapping[str, torch.Tensor]) -> str:
-    shown = ', '.join(list(state)[:6])
-    return f'its first keys are {shown}{", ..." if len(state) > 6 else ""}'
-
-
 def infer_backbone_config(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
     """Our backbone config (``IResNet`` / ``MobileFaceNet``) matching a bare backbone state dict.
+
+    The architecture is read by
+    :func:`coupleface.models.backbones.insightface_networks.backbone_config_from_state_dict`
+    (the one reader of bare backbones); a MobileFaceNet's ``blocks`` and ``scale`` are spelt
+    out for :func:`insightface_notes`.
 
     Args:
         state: Backbone keys without prefix (``conv1.weight``, ``layers.0.layers.0.weight``).
@@ -70,40 +63,13 @@ def infer_backbone_config(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
     Raises:
         ValueError: neither layout.
     """
-    from coupleface.models.backbones import IResNet
+    from coupleface.models.backbones import MobileFaceNet
+    from coupleface.models.backbones.insightface_networks import backbone_config_from_state_dict
 
-    keys = list(state)
-    if {'conv1.weight', 'prelu.weight', 'fc.weight', 'features.running_mean',
-            'layer1.0.conv1.weight'} <= set(keys):
-        blocks = tuple(_block_counts(keys, rf'layer{i}\.(\d+)\.') for i in range(1, 5))
-        depths = {v: k for k, v in IResNet.arch_settings.items()}
-        if blocks not in depths:
-            raise ValueError(f'IResNet-like backbone with {blocks} blocks per stage, which is '
-                             f'none of insightface\'s depths {IResNet.arch_settings}')
-        base = int(state['conv1.weight'].shape[0])
-        fc_in = int(state['fc.weight'].shape[1])
-        side = math.isqrt(fc_in // (8 * base))
-        if side * side * 8 * base != fc_in:
-            raise ValueError(f'IResNet fc takes {fc_in} features, not 8*{base}*s*s for a '
-                             'square feature map')
-        return dict(type='IResNet', arch=depths[blocks], base_channels=base,
-                    embedding_size=int(state['fc.weight'].shape[0]),
-                    input_size=112 if side == 7 else 16 * side)
-    if {'layers.0.layers.0.weight', 'conv_sep.layers.0.weight',
-            'features.layers.0.layers.0.weight', 'features.layers.2.weight'} <= set(keys):
-        scale = int(state['layers.0.layers.0.weight'].shape[0]) // 64
-        first = _block_counts(keys, r'layers\.1\.layers\.(\d+)\.layers\.')
-        blocks = (first or 1, ) + tuple(
-            _block_counts(keys, rf'layers\.{i}\.layers\.(\d+)\.') for i in (3, 5, 7))
-        kernel = state['features.layers.0.layers.0.weight'].shape[2:]
-        if kernel[0] != kernel[1]:
-            raise ValueError(f'MobileFaceNet GDC kernel {tuple(kernel)} is not square')
-        side = int(kernel[0])
-        return dict(type='MobileFaceNet', blocks=blocks, scale=scale,
-                    embedding_size=int(state['features.layers.2.weight'].shape[0]),
-                    input_size=112 if side == 7 else 16 * side)
-    raise ValueError('the backbone is neither an IResNet nor a MobileFaceNet, the only '
-                     f'architectures insightface builds ({_looks_like(state)})')
+    cfg = backbone_config_from_state_dict(state, fit_input_size=True)
+    if cfg['type'] == 'MobileFaceNet':
+        cfg = dict(MobileFaceNet.arch_settings[cfg.pop('arch')], **cfg)
+    return cfg
 
 
 def insightface_notes(backbone_cfg: Mapping[str, Any]) -> List[str]:

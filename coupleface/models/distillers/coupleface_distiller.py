@@ -80,7 +80,9 @@ class CoupleFaceDistiller(BaseModel):
         student: ``FaceRecognizer`` config (with its margin head).
         teacher: ``dict(model=<FaceRecognizer cfg>, checkpoint=<path>)``; the
             checkpoint may be a full recognizer checkpoint or a bare insightface
-            ``backbone.pth`` state dict. Mutually exclusive with ``teacher_bank``.
+            ``backbone.pth`` state dict, which also loads without a model config as
+            ``dict(network='r50', checkpoint=<path>)`` (``build_frozen_teacher``).
+            Mutually exclusive with ``teacher_bank``.
         teacher_bank: ``dict(path=<prefix>)`` of a bank written by
             ``tools/extract_embeddings.py`` (valid for un-augmented teacher views).
         connector: Config of the student-side projection (``LinearConnector``),

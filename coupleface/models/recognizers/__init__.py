@@ -1,4 +1,5 @@
 """Recognizers."""
 from .face_recognizer import FaceRecognizer, freeze_batch_norm
+from .onnx_recognizer import OnnxRecognizer
 
-__all__ = ['FaceRecognizer', 'freeze_batch_norm']
+__all__ = ['FaceRecognizer', 'OnnxRecognizer', 'freeze_batch_norm']
