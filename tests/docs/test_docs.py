@@ -74,7 +74,9 @@ REGISTERED = {
 #: ``LFold`` (compared with in docs/evaluation.md) and Python literals.
 EXTERNAL = {'AmpOptimWrapper', 'HistoryBuffer', 'DefaultSampler', 'RandomFlip',
             'DistSamplerSeedHook', 'DataLoader', 'LFold', 'Conv2d',
-            'None', 'True', 'False'}
+            'None', 'True', 'False',
+            # MMEngine's / mmpretrain's visualizer and backends (docs/get_started.md)
+            'UniversalVisualizer', 'LocalVisBackend', 'WandbVisBackend', 'MLflowVisBackend'}
 
 #: Classes whose config keys ``docs/method.md`` must tabulate.
 KEY_TABLES = ('CoupleFaceDistiller', 'RelationAwareDistillationLoss', 'FeatureConsistencyLoss',
