@@ -9,7 +9,7 @@ downscale to the training size, and the per-sample flips.
 
 Exactness against the CPU path (``cv2.imdecode`` + ``cv2.resize(INTER_AREA)`` + flip):
 on the CPU, torchvision and OpenCV both use libjpeg-turbo and agree bit for bit (tested);
-the downscale is OpenCV's for integer factors (``(sum + k²/2) // k²``, tested for 2 and 4);
+the downscale is OpenCV's for integer factors (tested for 2 to 5);
 nvJPEG's IDCT and chroma upsampling differ from libjpeg-turbo's by a few levels per pixel
 (tests/models/data_preprocessors/test_jpeg_decode.py bounds it when CUDA is present).
 Synthetic masks are drawn on decoded CPU images, so masked pipelines keep the CPU path.
@@ -38,8 +38,9 @@ def area_downscale(images: torch.Tensor, size: int) -> torch.Tensor:
         size: Target side; ``H`` must be ``k · size`` for an integer ``k >= 1``.
 
     Returns:
-        Tensor: uint8 ``B×C×size×size``: each ``k×k`` block's sum plus ``k²/2``, floor
-        divided by ``k²`` (what OpenCV computes for uint8 at integer scales).
+        Tensor: uint8 ``B×C×size×size``, what OpenCV computes for uint8: ``(sum + 2) >> 2``
+        of each 2×2 block for ``k = 2``, else the block sum times ``float32(1/k²)`` rounded
+        half to even (tested for k = 2, 3, 4 and 5).
 
     Raises:
         ValueError: the images are not square or the factor is not an integer.
@@ -54,7 +55,11 @@ def area_downscale(images: torch.Tensor, size: int) -> torch.Tensor:
         return images
     b, c = images.shape[:2]
     sums = images.reshape(b, c, size, k, size, k).sum(dim=(3, 5), dtype=torch.int32)
-    return ((sums + (k * k) // 2) // (k * k)).to(torch.uint8)
+    if k == 2:  # OpenCV's fast 2x path: (sum + 2) >> 2
+        return ((sums + 2) // 4).to(torch.uint8)
+    # other integer factors: sum * float(1 / k²), rounded half to even (cvRound)
+    scale = torch.tensor(1.0 / (k * k), dtype=torch.float32)
+    return torch.round(sums.to(torch.float32) * scale).clamp(0, 255).to(torch.uint8)
 
 
 def decode_jpeg_batch(payloads: List[torch.Tensor], device: torch.device,
