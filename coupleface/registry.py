@@ -49,9 +49,10 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
 PARAM_SCHEDULERS = Registry('parameter scheduler',
                             parent=PRETRAIN_PARAM_SCHEDULERS, scope=SCOPE,
                             locations=['coupleface.engine'])
-# collate functions (``train_dataloader.collate_fn=dict(type=...)``); mmpretrain has none
-FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope=SCOPE,
-                     locations=['coupleface.datasets'])
+# Collate functions (``train_dataloader.collate_fn=dict(type=...)``): MMEngine's Runner looks
+# them up in its root FUNCTIONS registry without the default scope, so ours register there
+# (``coupleface.datasets`` is imported by ``register_all_modules``).
+FUNCTIONS = MMENGINE_FUNCTIONS
 DATASETS = Registry('dataset', parent=PRETRAIN_DATASETS, scope=SCOPE,
                     locations=['coupleface.datasets', 'mmpretrain.datasets'])
 DATA_SAMPLERS = Registry('data sampler', parent=PRETRAIN_DATA_SAMPLERS,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -41,7 +42,13 @@ def _stack_chw(images: Sequence[np.ndarray], what: str) -> torch.Tensor:
             raise ValueError(f'face_batch_collate: {what} {i} is {img.dtype} {img.shape}, '
                              f'the first is uint8 {shape}; every image of a batch must '
                              'have the same size (LoadFaceImage(size=...))')
-        dst[i] = img.transpose(2, 0, 1)
+        if img.flags.c_contiguous and shape[2] > 1:
+            # cv2.split writes the planes into dst[i] in place: ~4x NumPy's strided copy
+            planes = cv2.split(img, list(dst[i]))
+            if planes[0].ctypes.data != dst[i, 0].ctypes.data:  # cv2 allocated instead
+                dst[i] = img.transpose(2, 0, 1)
+        else:
+            dst[i] = img.transpose(2, 0, 1)
     return out
 
 
