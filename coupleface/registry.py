@@ -7,6 +7,7 @@ the parent registries) without ``custom_imports``. mmpretrain's own modules are
 listed in ``locations`` too, because a parent registry is searched without
 importing its locations.
 """
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import Registry
 from mmpretrain.registry import DATA_SAMPLERS as PRETRAIN_DATA_SAMPLERS
 from mmpretrain.registry import DATASETS as PRETRAIN_DATASETS
@@ -48,6 +49,10 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
 PARAM_SCHEDULERS = Registry('parameter scheduler',
                             parent=PRETRAIN_PARAM_SCHEDULERS, scope=SCOPE,
                             locations=['coupleface.engine'])
+# Collate functions (``train_dataloader.collate_fn=dict(type=...)``): MMEngine's Runner looks
+# them up in its root FUNCTIONS registry without the default scope, so ours register there
+# (``coupleface.datasets`` is imported by ``register_all_modules``).
+FUNCTIONS = MMENGINE_FUNCTIONS
 DATASETS = Registry('dataset', parent=PRETRAIN_DATASETS, scope=SCOPE,
                     locations=['coupleface.datasets', 'mmpretrain.datasets'])
 DATA_SAMPLERS = Registry('data sampler', parent=PRETRAIN_DATA_SAMPLERS,

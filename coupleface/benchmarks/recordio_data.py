@@ -31,8 +31,9 @@ def make_synthetic(prefix: str, num: int, ids: int = 0, seed: int = 0, side: int
     return write_insightface_rec(prefix, samples)
 
 
-def make_loader(dataset, workers: int, batch_size: int, seed: int = 0):
-    """A shuffled torch ``DataLoader`` with mmengine's ``pseudo_collate`` (fork workers)."""
+def make_loader(dataset, workers: int, batch_size: int, seed: int = 0, collate=None):
+    """A shuffled torch ``DataLoader`` (fork workers) with ``collate`` (default mmengine's
+    ``pseudo_collate``; the fast path's is ``face_batch_collate``)."""
     import torch
     from mmengine.dataset import pseudo_collate
 
@@ -40,7 +41,8 @@ def make_loader(dataset, workers: int, batch_size: int, seed: int = 0):
     g.manual_seed(seed)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=True, generator=g, num_workers=workers,
-        collate_fn=pseudo_collate, multiprocessing_context='fork' if workers else None)
+        collate_fn=collate or pseudo_collate,
+        multiprocessing_context='fork' if workers else None)
 
 
 def images_per_s(loader, num_samples: int) -> float:
@@ -85,3 +87,22 @@ def build_dataset(prefix: str, full_pipeline: bool = True):
                          rec_file=osp.basename(prefix) + '.rec',
                          idx_file=osp.basename(prefix) + '.idx',
                          property_file=None, pipeline=pipeline)
+
+
+def build_fast_dataset(prefix: str):
+    """The fast training path of ``prefix``: ``LoadFaceImage(112)`` + ``RandomFaceFlip`` +
+    ``PackFaceArrays``; batch it with :func:`fast_collate` (``face_batch_collate``)."""
+    from coupleface.datasets.mx_face_dataset import MXFaceDataset
+    from coupleface.datasets.transforms import LoadFaceImage, PackFaceArrays, RandomFaceFlip
+
+    return MXFaceDataset(data_root=osp.dirname(osp.abspath(prefix)),
+                         rec_file=osp.basename(prefix) + '.rec',
+                         idx_file=osp.basename(prefix) + '.idx', property_file=None,
+                         pipeline=[LoadFaceImage(size=112), RandomFaceFlip(prob=0.5),
+                                   PackFaceArrays()])
+
+
+def fast_collate():
+    """``face_batch_collate``, the fast path's collate function."""
+    from coupleface.datasets.face_batch_collate import face_batch_collate
+    return face_batch_collate

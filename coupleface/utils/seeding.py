@@ -36,6 +36,7 @@ from typing import Optional
 import numpy as np
 
 _MASK64 = (1 << 64) - 1
+_MASK32 = (1 << 32) - 1
 
 _augment_seed: Optional[int] = None
 _augment_epoch: Optional[int] = None
@@ -132,4 +133,28 @@ def sample_rng(results: dict, salt: str) -> np.random.Generator:
                        f'has no "sample_idx" (keys {sorted(results)}); the dataset must set it')
     key = [get_augment_seed(), get_augment_epoch(results), int(results['sample_idx']),
            salt_hash(salt)]
-    return np.random.default_rng([int(v) & _MASK64 for v in key])
+    return np.random.default_rng(seed_words([int(v) & _MASK64 for v in key]))
+
+
+def seed_words(key: list) -> np.ndarray:
+    """The uint32 entropy words NumPy's ``SeedSequence`` makes of a list of ints.
+
+    ``default_rng(seed_words(key))`` is ``default_rng(key)`` (same state, same draws) at
+    about two thirds of the cost: each non-negative int becomes its little-endian 32-bit
+    words (0 is one word), as ``numpy.random.bit_generator._coerce_to_uint32_array`` does,
+    without its per-int NumPy scalar and error-state overhead.
+
+    Args:
+        key: Non-negative Python ints.
+
+    Returns:
+        np.ndarray: uint32 words.
+    """
+    words = []
+    for v in key:
+        if v == 0:
+            words.append(0)
+        while v > 0:
+            words.append(v & _MASK32)
+            v >>= 32
+    return np.array(words, dtype=np.uint32)

@@ -24,3 +24,13 @@ def test_synthetic_records_load_through_both_paths(tmp_path):
     assert len(raw) == 40 and raw[3].shape == (32, 32, 3)
     assert images_per_s(make_loader(raw, 0, 8), 16) > 0
     assert images_per_s(make_loader(dataset, 0, 8), 16) > 0
+
+
+def test_fast_path_batches_through_its_collate(tmp_path):
+    from coupleface.benchmarks.recordio_data import build_fast_dataset, fast_collate
+    prefix = str(tmp_path / 'train')
+    make_synthetic(prefix, 16, ids=2, side=32)
+    loader = make_loader(build_fast_dataset(prefix), 0, 8, collate=fast_collate())
+    batch = next(iter(loader))
+    assert tuple(batch['inputs'].shape) == (8, 3, 112, 112) and len(batch['data_samples']) == 8
+    assert images_per_s(loader, 8) > 0

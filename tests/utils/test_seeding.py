@@ -88,3 +88,13 @@ def test_large_and_negative_values_are_accepted():
     set_augment_seed(2 ** 40)
     a = draw({'sample_idx': 2 ** 33, 'epoch': -1})
     np.testing.assert_array_equal(a, draw({'sample_idx': 2 ** 33, 'epoch': -1}))
+
+
+def test_seed_words_give_numpys_own_stream():
+    from coupleface.utils.seeding import seed_words
+    rng = np.random.default_rng(3)
+    keys = [[0, 0, 0, 0], [2**64 - 1, 0, 12345, 2**32 - 1], [2**40 + 5, 3, 7, 1]]
+    keys += [[int(v) for v in rng.integers(0, 2**63, 4)] for _ in range(50)]
+    for key in keys:
+        np.testing.assert_array_equal(np.random.default_rng(key).random(8),
+                                      np.random.default_rng(seed_words(key)).random(8))

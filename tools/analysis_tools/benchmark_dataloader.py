@@ -5,8 +5,11 @@ order, with a warm page cache:
 
 * images/s of ``MXFaceDataset`` + ``LoadFaceImage`` / ``RandomFlip`` /
   ``PackFaceInputs`` through a torch ``DataLoader`` with mmengine's
-  ``pseudo_collate``, and of a DataLoader that only ``cv2.imdecode``s the same
-  payloads held in memory, for 0, 1 and 2 workers, with their ratio;
+  ``pseudo_collate``, of the fast path (``LoadFaceImage`` / ``RandomFaceFlip`` /
+  ``PackFaceArrays`` + ``face_batch_collate``), and of a DataLoader that only
+  ``cv2.imdecode``s the same payloads held in memory, for 0 (in-process), 1 and 2
+  workers, interleaved (``round_robin``, median of ``--repeats`` rounds), with the ratios
+  to the raw decode (the fast path's target: >= 0.8 in-process);
 * the reader's own cost (seek + read + header parse, no decode) as a
   percentage of the raw decode time (target <= 10 %);
 * the header scan that builds the data list (ms per 10k records);
@@ -31,11 +34,20 @@ from typing import Optional, Sequence
 from coupleface.benchmarks.recordio_data import (
     RawDecode,
     build_dataset,
+    build_fast_dataset,
+    fast_collate,
     images_per_s,
     make_loader,
     make_synthetic,
 )
-from coupleface.utils.benchmarking import MiB, child_env, peak_rss_bytes, run_json_child
+from coupleface.utils.benchmarking import (
+    MiB,
+    child_env,
+    median,
+    peak_rss_bytes,
+    round_robin,
+    run_json_child,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -48,6 +60,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='images timed per configuration (default 3000)')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--workers', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='interleaved rounds per configuration; the median is printed')
     parser.add_argument('--rss-sizes', type=int, nargs=2, default=None, metavar=('N1', 'N2'),
                         help='synthetic record counts for the peak-RSS comparison '
                              '(default: N and 4N with --make-synthetic, 5000 20000 with --rec)')
@@ -113,12 +127,17 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
 
     raw = RawDecode(payloads)
     load_only = build_dataset(prefix, full_pipeline=False)
-    rows = []
-    for w in args.workers:
-        ours = images_per_s(make_loader(dataset, w, args.batch_size), args.num_samples)
-        load = images_per_s(make_loader(load_only, w, args.batch_size), args.num_samples)
-        base = images_per_s(make_loader(raw, w, args.batch_size), args.num_samples)
-        rows.append((w, ours, load, base))
+    fast = build_fast_dataset(prefix)
+    variants = dict(a=(dataset, None), b=(load_only, None), f=(fast, fast_collate()),
+                    c=(raw, None))
+    runs = {}
+    fns = {(v, w): (lambda v=v, w=w: runs.setdefault((v, w), []).append(images_per_s(
+        make_loader(variants[v][0], w, args.batch_size, collate=variants[v][1]),
+        args.num_samples))) for w in args.workers for v in variants}
+    load_before = os.getloadavg()[0]
+    round_robin(fns, args.repeats, 0)
+    load_after = os.getloadavg()[0]
+    rows = [(w, *(median(runs[(v, w)]) for v in 'abfc')) for w in args.workers]
 
     print(f'\nRecordIO data path: {prefix}.rec  ({n} records, '
           f'{osp.getsize(prefix + ".rec") / 2**20:.1f} MiB, mean JPEG {mean_bytes / 1024:.1f} '
@@ -129,14 +148,18 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
     print(f'reader (seek+read+header parse): {read_us:.1f} us/record; raw cv2.imdecode: '
           f'{decode_us:.1f} us/record; reader = {100 * read_us / decode_us:.1f} % of decode '
           '(target <= 10 %)')
-    print('\n(a) MXFaceDataset + LoadFaceImage + RandomFlip + PackFaceInputs; (b) MXFaceDataset'
-          ' + LoadFaceImage only; (c) raw cv2.imdecode of in-memory payloads; all through a '
-          f'DataLoader, batch {args.batch_size}, pseudo_collate, shuffled')
-    print('| workers | (a) img/s | (b) img/s | (c) img/s | a/c | b/c |')
-    print('|---:|---:|---:|---:|---:|---:|')
-    for w, ours, load, base in rows:
-        print(f'| {w} | {ours:.0f} | {load:.0f} | {base:.0f} | {ours / base:.2f} | '
-              f'{load / base:.2f} |')
+    print('\n(a) MXFaceDataset + LoadFaceImage + RandomFlip + PackFaceInputs, pseudo_collate; '
+          '(b) MXFaceDataset + LoadFaceImage only, pseudo_collate; (f) fast path: '
+          'MXFaceDataset + LoadFaceImage + RandomFaceFlip + PackFaceArrays, face_batch_collate;'
+          ' (c) raw cv2.imdecode of in-memory payloads; all through a DataLoader (0 workers = '
+          f'in-process), batch {args.batch_size}, shuffled; median of {args.repeats} '
+          f'interleaved rounds; 1-min load average {load_before:.1f} before, '
+          f'{load_after:.1f} after')
+    print('| workers | (a) img/s | (b) img/s | (f) img/s | (c) img/s | a/c | b/c | f/c |')
+    print('|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for w, ours, load, quick, base in rows:
+        print(f'| {w} | {ours:.0f} | {load:.0f} | {quick:.0f} | {base:.0f} | {ours / base:.2f} '
+              f'| {load / base:.2f} | {quick / base:.2f} |')
 
     if args.no_rss:
         return

@@ -8,11 +8,25 @@ teacher bank lookup and exact resume see the same flips.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
 from coupleface.registry import TRANSFORMS
 from coupleface.utils.seeding import sample_rng
+
+
+def mirror(img: np.ndarray) -> np.ndarray:
+    """A new C-contiguous left-right mirror of an ``H×W[×C]`` image.
+
+    ``cv2.flip`` gives the same pixels as ``np.ascontiguousarray(img[:, ::-1])`` at a
+    fraction of the cost (NumPy copies a negative-stride 3-channel row element by element:
+    ~90 µs for 112×112×3 against a few µs); other layouts fall back to NumPy.
+    """
+    if img.dtype == np.uint8 and img.flags.c_contiguous and img.ndim in (2, 3) \
+            and (img.ndim == 2 or img.shape[2] <= 4):
+        return cv2.flip(img, 1).reshape(img.shape)
+    return np.ascontiguousarray(img[:, ::-1])
 
 
 @TRANSFORMS.register_module()
@@ -38,7 +52,7 @@ class RandomFaceFlip(BaseTransform):
         if flip:
             for key in ('img', 'teacher_img'):
                 if results.get(key) is not None:
-                    results[key] = np.ascontiguousarray(results[key][:, ::-1])
+                    results[key] = mirror(results[key])
         results['flip'] = flip
         results['flip_direction'] = 'horizontal' if flip else None
         return results

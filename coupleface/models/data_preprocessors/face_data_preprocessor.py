@@ -4,6 +4,11 @@ Same maths as insightface (``(x - 127.5) / 127.5`` on RGB), so insightface
 checkpoints give the embeddings they were trained to give. MMEngine's
 ``ImgDataPreprocessor`` does the stacking, channel swap and normalisation; we add
 the teacher view (``teacher_inputs``) of the distillation data flow.
+
+Inputs come as a list of ``C×H×W`` uint8 tensors (``PackFaceInputs`` + ``pseudo_collate``),
+as one uint8 ``B×C×H×W`` tensor (``face_batch_collate``: same result, bit for bit), or as
+JPEG payloads (``jpeg_bytes``/``jpeg_offsets``/``jpeg_size`` from ``face_batch_collate``),
+decoded, resized and flipped on this preprocessor's device first (``jpeg_decode.py``).
 """
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from typing import Optional, Sequence
 from mmengine.model import ImgDataPreprocessor
 
 from coupleface.registry import MODELS
+from coupleface.utils.face_batch_samples import batch_field
+
+from .jpeg_decode import decode_jpeg_batch, split_payloads
 
 
 @MODELS.register_module()
@@ -35,10 +43,29 @@ class FaceDataPreprocessor(ImgDataPreprocessor):
                          non_blocking=non_blocking)
 
     def forward(self, data: dict, training: bool = False) -> dict:
-        """Normalise ``inputs`` and, when present, ``teacher_inputs``."""
+        """Normalise ``inputs`` and, when present, ``teacher_inputs`` (decode first when
+        the batch holds JPEG payloads)."""
+        if 'jpeg_bytes' in data:
+            data = self.decode_jpeg(data)
         teacher: Optional[list] = data.get('teacher_inputs')
         out = super().forward({k: v for k, v in data.items() if k != 'teacher_inputs'},
                               training)
         if teacher is not None:
             out['teacher_inputs'] = super().forward({'inputs': teacher}, training)['inputs']
         return out
+
+    def decode_jpeg(self, data: dict) -> dict:
+        """Replace ``jpeg_bytes``/``jpeg_offsets``/``jpeg_size`` by decoded ``inputs``.
+
+        Decoded on this preprocessor's device, brought to ``jpeg_size`` and flipped where
+        the data samples' ``flip`` says, then put in BGR order so that the usual channel
+        swap and normalisation follow.
+        """
+        data = dict(data)
+        payloads = split_payloads(data.pop('jpeg_bytes'), data.pop('jpeg_offsets'))
+        size = data.pop('jpeg_size', None)
+        samples = data.get('data_samples')
+        flip = None if samples is None else batch_field(samples, 'flip')
+        rgb = decode_jpeg_batch(payloads, self.device, size=size, flip=flip)
+        data['inputs'] = rgb.flip(1)  # BGR, what the CPU decoder gives
+        return data

@@ -27,9 +27,13 @@ from torch import nn
 from coupleface.models.recognizers.face_recognizer import FaceRecognizer
 from coupleface.registry import MODELS
 from coupleface.utils.dist import mark_rank_local_params_for_ddp
+from coupleface.utils.face_batch_samples import FaceBatchSamples, batch_field
 from coupleface.utils.random_streams import BANK_PARTNER_STREAM, floyd_draw, seed_sequence
 
 from .teacher import build_frozen_teacher, embedding_dim
+
+#: a list of ``DataSample`` (default path) or one ``FaceBatchSamples`` (fast path)
+BatchSamples = Union[List[DataSample], FaceBatchSamples]
 
 
 def draw_bank_partners(num_rows: int, num: int, seed: int, iteration: int) -> torch.Tensor:
@@ -308,12 +312,12 @@ class CoupleFaceDistiller(BaseModel):
         return 1.0
 
     @torch.no_grad()
-    def teacher_embeddings(self, inputs: torch.Tensor, data_samples: List[DataSample],
+    def teacher_embeddings(self, inputs: torch.Tensor, data_samples: BatchSamples,
                            teacher_inputs: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Teacher embeddings of the clean view: online forward or bank lookup."""
         if self.teacher_bank is not None:
-            idx = torch.tensor([int(ds.sample_idx) for ds in data_samples])
-            flip = torch.tensor([bool(ds.get('flip', False)) for ds in data_samples])
+            idx = batch_field(data_samples, 'sample_idx').cpu()
+            flip = batch_field(data_samples, 'flip').cpu()
             return self.teacher_bank.lookup(idx, flip).to(inputs.device)
         view = teacher_inputs if teacher_inputs is not None else inputs
         return self._teacher.extract_feat(view).float()
@@ -355,7 +359,7 @@ class CoupleFaceDistiller(BaseModel):
                              'distiller\'s partner_samples must match, below the batch size')
         return slice(0, batch - self.partner_samples)
 
-    def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
+    def loss(self, inputs: torch.Tensor, data_samples: BatchSamples,
              teacher_inputs: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Classification loss plus the weighted distillation terms."""
         feats = self.student.extract_feat(inputs)

@@ -16,6 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from coupleface.registry import MODELS
 from coupleface.utils.dist import mark_rank_local_params_for_ddp
+from coupleface.utils.face_batch_samples import FaceBatchSamples, batch_field
 
 from .memory_format import to_channels_last
 
@@ -127,12 +128,14 @@ class FaceRecognizer(BaseModel):
         raise RuntimeError(f'Invalid mode "{mode}": expected loss, predict or tensor')
 
     @staticmethod
-    def gt_labels(data_samples: List[DataSample], device: torch.device) -> torch.Tensor:
-        """Stack the ``gt_label`` of the data samples into a ``B`` long tensor."""
-        return torch.cat([ds.gt_label for ds in data_samples]).to(device=device,
-                                                                   dtype=torch.long)
+    def gt_labels(data_samples: Union[List[DataSample], FaceBatchSamples],
+                  device: torch.device) -> torch.Tensor:
+        """The ``B`` labels as a long tensor: the ``gt_label`` of each data sample, or the
+        label vector of a ``FaceBatchSamples`` (fast path, docs/architecture.md §2.1)."""
+        return batch_field(data_samples, 'gt_label').to(device=device, dtype=torch.long)
 
-    def loss(self, inputs: torch.Tensor, data_samples: List[DataSample]) -> dict:
+    def loss(self, inputs: torch.Tensor,
+             data_samples: Union[List[DataSample], FaceBatchSamples]) -> dict:
         """Margin-softmax loss of the batch."""
         if self.head is None:
             raise RuntimeError('FaceRecognizer without a head cannot compute a loss')
@@ -152,6 +155,8 @@ class FaceRecognizer(BaseModel):
         feats = self.embed(inputs).detach()
         if data_samples is None:
             data_samples = [DataSample() for _ in range(feats.shape[0])]
+        elif isinstance(data_samples, FaceBatchSamples):
+            data_samples = data_samples.to_data_samples()
         for sample, feat in zip(data_samples, feats):
             sample.set_field(feat, 'embedding')
         return data_samples

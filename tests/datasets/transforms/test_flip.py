@@ -32,3 +32,14 @@ def test_probability_bounds():
     assert all(RandomFaceFlip(prob=1.0)(_sample(i))['flip'] for i in range(50))
     with pytest.raises(ValueError, match='prob'):
         RandomFaceFlip(prob=1.5)
+
+
+@pytest.mark.parametrize('shape', [(112, 112, 3), (7, 5, 3), (6, 4), (5, 3, 1), (4, 4, 4)])
+def test_mirror_equals_numpy_reverse(shape):
+    from coupleface.datasets.transforms.flip import mirror
+    img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    out = mirror(img)
+    np.testing.assert_array_equal(out, img[:, ::-1])
+    assert out.shape == img.shape and out.flags.c_contiguous
+    view = img[:, 1:]  # not contiguous: the NumPy fallback
+    np.testing.assert_array_equal(mirror(view), view[:, ::-1])

@@ -1,0 +1,104 @@
+"""face_batch_collate + PackFaceArrays: the fast path gives the default path's batches.
+
+Same records, same sampler order, same seed: the preprocessed ``inputs`` and
+``teacher_inputs`` are equal bit for bit, and labels, sample indices and flip/masked flags
+are the default path's (docs/architecture.md §2.1).
+"""
+import numpy as np
+import pytest
+import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope
+from torch.utils.data import DataLoader
+
+from coupleface.benchmarks.recordio_data import make_synthetic
+from coupleface.datasets import MXFaceDataset, face_batch_collate
+from coupleface.datasets.samplers import PartnerSampler, ResumableSampler
+from coupleface.models.data_preprocessors import FaceDataPreprocessor
+from coupleface.registry import FUNCTIONS
+from coupleface.utils.face_batch_samples import FaceBatchSamples, batch_field
+
+BATCH = 8
+
+
+@pytest.fixture(scope='module')
+def rec_prefix(tmp_path_factory):
+    prefix = tmp_path_factory.mktemp('fast') / 'train'
+    make_synthetic(str(prefix), 48, ids=6)
+    return prefix
+
+
+def _pipeline(pack, masked, size=56):
+    steps = [dict(type='LoadFaceImage', size=size), dict(type='RandomFaceFlip', prob=0.5)]
+    if masked:
+        steps.append(dict(type='SyntheticMask', p=0.5, keep_teacher_view=True))
+    return steps + [dict(type=pack)]
+
+
+def _dataset(prefix, pipeline):
+    with DefaultScope.overwrite_default_scope('coupleface'):
+        return MXFaceDataset(data_root=str(prefix.parent), rec_file='train.rec',
+                             idx_file='train.idx', property_file=None, pipeline=pipeline)
+
+
+def _sampler(kind, dataset):
+    if kind == 'resumable':
+        return ResumableSampler(dataset, shuffle=True, seed=3)
+    sampler = PartnerSampler(dataset, batch_size=BATCH, num_partners=2, seed=3)
+    sampler.set_neighbours(np.array([[(c + 1) % 6, (c + 2) % 6] for c in range(6)]))
+    return sampler
+
+
+def _batches(prefix, pack, masked, kind, workers=0):
+    dataset = _dataset(prefix, _pipeline(pack, masked))
+    collate = face_batch_collate if pack == 'PackFaceArrays' else pseudo_collate
+    loader = DataLoader(dataset, batch_size=BATCH, sampler=_sampler(kind, dataset),
+                        num_workers=workers, collate_fn=collate,
+                        multiprocessing_context='fork' if workers else None)
+    pre = FaceDataPreprocessor()
+    return [pre(batch, training=True) for batch in loader]
+
+
+@pytest.mark.parametrize('kind', ['resumable', 'partner'])
+@pytest.mark.parametrize('masked', [False, True])
+def test_fast_batches_equal_default_batches(rec_prefix, kind, masked):
+    old = _batches(rec_prefix, 'PackFaceInputs', masked, kind)
+    new = _batches(rec_prefix, 'PackFaceArrays', masked, kind, workers=1 if masked else 0)
+    assert len(old) == len(new) >= 6
+    n = BATCH * len(new)
+    flips = masked_any = 0
+    for a, b in zip(old, new):
+        assert b['inputs'].dtype == torch.float32 and b['inputs'].is_contiguous()
+        assert torch.equal(a['inputs'], b['inputs'])
+        assert ('teacher_inputs' in a) == ('teacher_inputs' in b) == masked
+        if masked:
+            assert torch.equal(a['teacher_inputs'], b['teacher_inputs'])
+        assert isinstance(b['data_samples'], FaceBatchSamples)
+        for name in ('gt_label', 'sample_idx', 'flip', 'masked'):
+            assert torch.equal(batch_field(a['data_samples'], name),
+                               batch_field(b['data_samples'], name)), name
+        flips += int(b['data_samples'].flip.sum())
+        masked_any += int(b['data_samples'].masked.sum())
+    assert 0 < flips < n and (0 < masked_any < n) == masked
+
+
+def test_registered_and_checks(rec_prefix):
+    assert FUNCTIONS.get('face_batch_collate') is face_batch_collate
+    img = np.zeros((4, 4, 3), np.uint8)
+    sample = dict(img=img, gt_label=1, sample_idx=0, flip=False, masked=False)
+    with pytest.raises(ValueError, match='same size'):
+        face_batch_collate([sample, dict(sample, img=np.zeros((5, 4, 3), np.uint8))])
+    with pytest.raises(ValueError, match='teacher view'):
+        face_batch_collate([sample, dict(sample, teacher_img=img)])
+    with pytest.raises(ValueError, match='empty'):
+        face_batch_collate([])
+
+
+def test_jpeg_batch_is_one_buffer_with_offsets():
+    payloads = [b'\xff\xd8abc', b'\xff\xd8de']
+    batch = face_batch_collate([
+        dict(img_bytes=p, img_size=56, gt_label=i, sample_idx=i, flip=bool(i), masked=False)
+        for i, p in enumerate(payloads)])
+    assert batch['jpeg_bytes'].tolist() == list(b''.join(payloads))
+    assert batch['jpeg_offsets'].tolist() == [0, 5, 9] and batch['jpeg_size'] == 56
+    assert batch['data_samples'].flip.tolist() == [False, True] and 'inputs' not in batch
