@@ -37,7 +37,14 @@ def main(out_dir):
     if not dist.is_initialized():  # a CUDA machine: MMEngine would init nccl; gloo here
         dist.init_process_group('gloo')
     rank, world_size = get_dist_info()
+    torch.save(dict(collect(rank, world_size), initialised=initialised),
+               f'{out_dir}/rank{rank}.pt')
+    dist.barrier()
+    dist.destroy_process_group()
 
+
+def collect(rank, world_size):
+    """Run the collectives on this rank's shard; what the test checks (a dict)."""
     x = global_batch(world_size)[rank * LOCAL_BATCH:(rank + 1) * LOCAL_BATCH].clone()
     x.requires_grad_()
     gathered = all_gather_with_grad(x)
@@ -58,15 +65,11 @@ def main(out_dir):
     source = torch.tensor([rank + 1.0, -rank - 1.0], requires_grad=True)
     summed = all_reduce_sum(source)
 
-    torch.save(dict(**reduced, summed_copy=summed, summed_source=source.detach(),
-                    summed_copy_requires_grad=summed.requires_grad, rank=rank,
-                    world_size=world_size, initialised=initialised,
-                    x=x.detach(), gathered=gathered.detach(), grad=x.grad,
-                    gathered_requires_grad=gathered.requires_grad, no_grad=no_grad,
-                    no_grad_requires_grad=no_grad.requires_grad, unequal_error=unequal_error),
-               f'{out_dir}/rank{rank}.pt')
-    dist.barrier()
-    dist.destroy_process_group()
+    return dict(**reduced, summed_copy=summed, summed_source=source.detach(),
+                summed_copy_requires_grad=summed.requires_grad, rank=rank,
+                world_size=world_size, x=x.detach(), gathered=gathered.detach(), grad=x.grad,
+                gathered_requires_grad=gathered.requires_grad, no_grad=no_grad,
+                no_grad_requires_grad=no_grad.requires_grad, unequal_error=unequal_error)
 
 
 if __name__ == '__main__':

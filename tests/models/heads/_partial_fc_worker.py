@@ -88,13 +88,13 @@ class TinyRecognizer(nn.Module):
         return self.head.loss(self.backbone(x), y)['loss_cls']
 
 
-def dense_equality(rank, world_size):
-    feats, labels = global_batch(world_size)
+def dense_equality(rank, world_size, num_classes=NUM_CLASSES):
+    feats, labels = global_batch(world_size, num_classes)
     mine = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
     out = {}
     for name, cfg in HEADS.items():
-        head = build_head(cfg).train()
-        head.load_state_dict({'weight': full_weight()}, strict=False)
+        head = build_head(cfg, num_classes).train()
+        head.load_state_dict({'weight': full_weight(num_classes)}, strict=False)
         x = feats[mine].clone().requires_grad_()
         losses = head.loss(x, labels[mine])
         losses['loss_cls'].backward()
