@@ -31,9 +31,11 @@ augmentation of the first.
 from __future__ import annotations
 
 import zlib
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
+
+from coupleface.utils.first_uniforms import first_uniforms
 
 _MASK64 = (1 << 64) - 1
 _MASK32 = (1 << 32) - 1
@@ -134,6 +136,54 @@ def sample_rng(results: dict, salt: str) -> np.random.Generator:
     key = [get_augment_seed(), get_augment_epoch(results), int(results['sample_idx']),
            salt_hash(salt)]
     return np.random.default_rng(seed_words([int(v) & _MASK64 for v in key]))
+
+
+def batch_uniforms(samples: Sequence[dict], salt: str) -> np.ndarray:
+    """``sample_rng(s, salt).random()`` of every sample, bit for bit, in one array pass.
+
+    The first draw of each sample's stream without building a ``SeedSequence`` and a
+    ``PCG64`` per sample (:func:`coupleface.utils.first_uniforms.first_uniforms`); e.g. the
+    flip decisions of a whole batch (``face_batch_collate(flip_prob=...)``).
+
+    Args:
+        samples: The samples; each needs ``'sample_idx'`` and may carry ``'epoch'``.
+        salt (str): The transform's stream name (as given to :func:`sample_rng`).
+
+    Returns:
+        np.ndarray: ``len(samples)`` float64 values in ``[0, 1)``.
+
+    Raises:
+        KeyError: a sample has no ``'sample_idx'``.
+
+    Examples:
+        >>> u = batch_uniforms([{'sample_idx': 7}, {'sample_idx': 8}], 'mask')
+        >>> u[1] == sample_rng({'sample_idx': 8}, 'mask').random()
+        True
+    """
+    if any(s.get('sample_idx') is None for s in samples):
+        raise KeyError('random transforms draw from (seed, epoch, sample_idx) but a sample '
+                       'has no "sample_idx"; the dataset must set it')
+    default_epoch = get_augment_epoch()
+    epochs = np.array([default_epoch if s.get('epoch') is None else int(s['epoch'])
+                       for s in samples], dtype=object)
+    idx = np.array([int(s['sample_idx']) & _MASK64 for s in samples], dtype=np.uint64)
+    head = seed_words([get_augment_seed() & _MASK64])
+    tail = seed_words([salt_hash(salt)])
+    wide = idx > _MASK32
+    out = np.empty(len(samples), dtype=np.float64)
+    # rows with the same word layout (epoch value, 1 or 2 index words) share one pass
+    for epoch in sorted(set(epochs.tolist())):
+        for two in (False, True):
+            rows = np.flatnonzero((epochs == epoch) & (wide == two))
+            if rows.size == 0:
+                continue
+            cols = [idx[rows] & _MASK32] + ([idx[rows] >> np.uint64(32)] if two else [])
+            fixed = np.concatenate([head, seed_words([epoch & _MASK64])])
+            words = np.hstack([np.broadcast_to(fixed, (rows.size, fixed.size)),
+                               np.stack(cols, axis=1).astype(np.uint32),
+                               np.broadcast_to(tail, (rows.size, tail.size))])
+            out[rows] = first_uniforms(words)
+    return out
 
 
 def seed_words(key: list) -> np.ndarray:

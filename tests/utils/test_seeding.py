@@ -98,3 +98,19 @@ def test_seed_words_give_numpys_own_stream():
     for key in keys:
         np.testing.assert_array_equal(np.random.default_rng(key).random(8),
                                       np.random.default_rng(seed_words(key)).random(8))
+
+
+def test_batch_uniforms_are_each_samples_first_draw():
+    from coupleface.utils.seeding import batch_uniforms
+    rng = np.random.default_rng(5)
+    samples = [{'sample_idx': int(i)} for i in rng.integers(0, 2**31, 200)]
+    samples += [{'sample_idx': 0}, {'sample_idx': 2**32}, {'sample_idx': -3},
+                {'sample_idx': 9, 'epoch': 0}, {'sample_idx': 9, 'epoch': 2**33}]
+    for seed, epoch in ((None, None), (0, 0), (2**40 + 7, 3)):
+        set_augment_seed(seed)
+        set_augment_epoch(epoch)
+        expected = [sample_rng(s, 'flip').random() for s in samples]
+        np.testing.assert_array_equal(seeding.batch_uniforms(samples, 'flip'), expected)
+    assert batch_uniforms([], 'flip').shape == (0,)
+    with pytest.raises(KeyError, match='sample_idx'):
+        batch_uniforms([{'sample_idx': 1}, {}], 'flip')
