@@ -2,8 +2,11 @@
 
 Same records, same sampler order, same seed: the preprocessed ``inputs`` and
 ``teacher_inputs`` are equal bit for bit, and labels, sample indices and flip/masked flags
-are the default path's (docs/architecture.md §2.1).
+are the default path's (docs/architecture.md §2.1), also with the flips drawn for the whole
+batch by the collate (``flip_prob``) instead of a per-sample ``RandomFaceFlip``.
 """
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -14,9 +17,11 @@ from torch.utils.data import DataLoader
 from coupleface.benchmarks.recordio_data import make_synthetic
 from coupleface.datasets import MXFaceDataset, face_batch_collate
 from coupleface.datasets.samplers import PartnerSampler, ResumableSampler
+from coupleface.datasets.transforms import PackFaceArrays, RandomFaceFlip
 from coupleface.models.data_preprocessors import FaceDataPreprocessor
 from coupleface.registry import FUNCTIONS
 from coupleface.utils.face_batch_samples import FaceBatchSamples, batch_field
+from coupleface.utils.seeding import set_augment_epoch, set_augment_seed
 
 BATCH = 8
 
@@ -28,8 +33,10 @@ def rec_prefix(tmp_path_factory):
     return prefix
 
 
-def _pipeline(pack, masked, size=56):
-    steps = [dict(type='LoadFaceImage', size=size), dict(type='RandomFaceFlip', prob=0.5)]
+def _pipeline(pack, masked, size=56, flip=True):
+    steps = [dict(type='LoadFaceImage', size=size)]
+    if flip:
+        steps.append(dict(type='RandomFaceFlip', prob=0.5))
     if masked:
         steps.append(dict(type='SyntheticMask', p=0.5, keep_teacher_view=True))
     return steps + [dict(type=pack)]
@@ -49,9 +56,11 @@ def _sampler(kind, dataset):
     return sampler
 
 
-def _batches(prefix, pack, masked, kind, workers=0):
-    dataset = _dataset(prefix, _pipeline(pack, masked))
+def _batches(prefix, pack, masked, kind, workers=0, batch_flip=False):
+    dataset = _dataset(prefix, _pipeline(pack, masked, flip=not batch_flip))
     collate = face_batch_collate if pack == 'PackFaceArrays' else pseudo_collate
+    if batch_flip:  # what mmengine's Runner builds of dict(type=..., flip_prob=0.5)
+        collate = partial(face_batch_collate, flip_prob=0.5)
     loader = DataLoader(dataset, batch_size=BATCH, sampler=_sampler(kind, dataset),
                         num_workers=workers, collate_fn=collate,
                         multiprocessing_context='fork' if workers else None)
@@ -59,11 +68,7 @@ def _batches(prefix, pack, masked, kind, workers=0):
     return [pre(batch, training=True) for batch in loader]
 
 
-@pytest.mark.parametrize('kind', ['resumable', 'partner'])
-@pytest.mark.parametrize('masked', [False, True])
-def test_fast_batches_equal_default_batches(rec_prefix, kind, masked):
-    old = _batches(rec_prefix, 'PackFaceInputs', masked, kind)
-    new = _batches(rec_prefix, 'PackFaceArrays', masked, kind, workers=1 if masked else 0)
+def _assert_same_batches(old, new, masked):
     assert len(old) == len(new) >= 6
     n = BATCH * len(new)
     flips = masked_any = 0
@@ -80,6 +85,63 @@ def test_fast_batches_equal_default_batches(rec_prefix, kind, masked):
         flips += int(b['data_samples'].flip.sum())
         masked_any += int(b['data_samples'].masked.sum())
     assert 0 < flips < n and (0 < masked_any < n) == masked
+
+
+@pytest.mark.parametrize('kind', ['resumable', 'partner'])
+@pytest.mark.parametrize('masked', [False, True])
+def test_fast_batches_equal_default_batches(rec_prefix, kind, masked):
+    old = _batches(rec_prefix, 'PackFaceInputs', masked, kind)
+    new = _batches(rec_prefix, 'PackFaceArrays', masked, kind, workers=1 if masked else 0)
+    _assert_same_batches(old, new, masked)
+
+
+@pytest.mark.parametrize('kind', ['resumable', 'partner'])
+def test_batch_flip_in_a_worker_equals_default_batches(rec_prefix, kind):
+    # the seed and epoch reach the forked worker through the seeding module, as the
+    # RandomFaceFlip of the default path reads them
+    set_augment_seed(11)
+    set_augment_epoch(2)
+    try:
+        old = _batches(rec_prefix, 'PackFaceInputs', False, kind)
+        new = _batches(rec_prefix, 'PackFaceArrays', False, kind, workers=1, batch_flip=True)
+    finally:
+        set_augment_seed(None)
+        set_augment_epoch(None)
+    _assert_same_batches(old, new, False)
+
+
+def _sample(i, teacher=True, **extra):
+    rng = np.random.default_rng(i)
+    img = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    out = dict(img=img, gt_label=i % 3, sample_idx=i, **extra)
+    if teacher:
+        out['teacher_img'] = img[::-1].copy()
+    return out
+
+
+@pytest.mark.parametrize('salt', ['flip', 'other'])
+def test_batch_flip_mirrors_both_views_like_random_face_flip(salt):
+    samples = [_sample(i, epoch=i % 2 if i > 8 else None) for i in range(24)]
+    flip, pack = RandomFaceFlip(prob=0.5, seed_salt=salt), PackFaceArrays()
+    old = face_batch_collate([pack(flip(dict(s))) for s in samples])
+    new = face_batch_collate([pack(dict(s)) for s in samples], flip_prob=0.5, flip_salt=salt)
+    assert torch.equal(old['inputs'], new['inputs'])
+    assert torch.equal(old['teacher_inputs'], new['teacher_inputs'])
+    assert torch.equal(old['data_samples'].flip, new['data_samples'].flip)
+    assert 0 < int(new['data_samples'].flip.sum()) < len(samples)
+
+
+def test_batch_flip_flags_for_device_decode_and_its_checks():
+    payloads = [dict(img_bytes=b'\xff\xd8', img_size=56, gt_label=0, sample_idx=i, flip=False,
+                     masked=False) for i in range(16)]
+    expected = [RandomFaceFlip(prob=0.5)(dict(sample_idx=i))['flip'] for i in range(16)]
+    batch = face_batch_collate(payloads, flip_prob=0.5)
+    assert batch['data_samples'].flip.tolist() == expected
+    assert face_batch_collate(payloads, flip_prob=1.0)['data_samples'].flip.all()
+    with pytest.raises(ValueError, match='already flipped'):
+        face_batch_collate([dict(payloads[0], flip=True)], flip_prob=0.5)
+    with pytest.raises(ValueError, match='flip_prob'):
+        face_batch_collate(payloads, flip_prob=1.5)
 
 
 def test_registered_and_checks(rec_prefix):

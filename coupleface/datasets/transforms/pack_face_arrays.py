@@ -22,12 +22,14 @@ class PackFaceArrays(BaseTransform):
 
     Required keys: ``img`` (uint8 ``H×W×3``), or ``img_bytes`` (encoded JPEG) without
     ``img``; ``sample_idx``.
-    Optional keys: ``teacher_img``, ``gt_label`` (-1 when absent), ``flip``, ``masked``.
+    Optional keys: ``teacher_img``, ``gt_label`` (-1 when absent), ``flip``, ``masked``,
+    ``epoch``.
 
     Output: ``img`` or ``img_bytes``, ``teacher_img`` (when present), ``gt_label``,
-    ``sample_idx``, ``flip``, ``masked`` and, with ``img_bytes``, ``img_size``. Use it with
-    ``collate_fn=dict(type='face_batch_collate')``; validation and test pipelines keep
-    ``PackFaceInputs``.
+    ``sample_idx``, ``flip``, ``masked``, ``epoch`` (when present: the collate's flip draw,
+    ``face_batch_collate(flip_prob=...)``, reads it as ``RandomFaceFlip`` would) and, with
+    ``img_bytes``, ``img_size``. Use it with ``collate_fn=dict(type='face_batch_collate')``;
+    validation and test pipelines keep ``PackFaceInputs``.
 
     Args:
         size: With ``img_bytes`` only: the side the device decoder brings the images to
@@ -38,8 +40,8 @@ class PackFaceArrays(BaseTransform):
         >>> train_pipeline = [dict(type='LoadFaceImage', size=112),
         ...                   dict(type='RandomFaceFlip', prob=0.5),
         ...                   dict(type='PackFaceArrays')]
-        >>> jpeg_pipeline = [dict(type='RandomFaceFlip', prob=0.5),
-        ...                  dict(type='PackFaceArrays', size=112)]
+        >>> jpeg_pipeline = [dict(type='PackFaceArrays', size=112)]  # with
+        >>> collate_fn = dict(type='face_batch_collate', flip_prob=0.5)
     """
 
     def __init__(self, size: Optional[int] = None) -> None:
@@ -52,6 +54,8 @@ class PackFaceArrays(BaseTransform):
                    sample_idx=int(results['sample_idx']),
                    flip=bool(results.get('flip', False)),
                    masked=bool(results.get('masked', False)))
+        if results.get('epoch') is not None:
+            out['epoch'] = int(results['epoch'])
         if results.get('img') is not None:
             out['img'] = results['img']
             if results.get('teacher_img') is not None:

@@ -23,3 +23,9 @@ def test_jpeg_bytes_pass_through_with_the_size():
         PackFaceArrays()(dict(sample_idx=1))
     with pytest.raises(ValueError, match='size'):
         PackFaceArrays(size=4)
+
+
+def test_the_epoch_travels_when_the_sample_carries_it():
+    img = np.zeros((4, 4, 3), np.uint8)
+    assert PackFaceArrays()(dict(img=img, sample_idx=1, epoch=np.int64(3)))['epoch'] == 3
+    assert 'epoch' not in PackFaceArrays()(dict(img=img, sample_idx=1, epoch=None))
