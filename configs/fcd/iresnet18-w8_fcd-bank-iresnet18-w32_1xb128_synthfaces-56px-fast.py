@@ -1,7 +1,8 @@
 # The FCD teacher-bank config (ablation row (b)) on the fast data path: with a teacher bank
 # a step costs what the student costs, so the data pipeline bounds throughput at scale.
 # Same batches as the parent config, bit for bit (PackFaceArrays + face_batch_collate: one
-# uint8 batch tensor, one FaceBatchSamples; docs/architecture.md §2.1, fast path). For the
+# uint8 batch tensor, one FaceBatchSamples, the flips drawn for the whole batch by the
+# collate, flip_prob=0.5; docs/architecture.md §2.1, fast path). For the
 # device JPEG decode on a GPU, use the device_decode_train_pipeline of the pipeline base:
 #   --cfg-options train_dataloader.dataset.pipeline=... (see the base file)
 _base_ = ['./iresnet18-w8_fcd-bank-iresnet18-w32_1xb128_synthfaces-56px.py',

@@ -90,19 +90,22 @@ def build_dataset(prefix: str, full_pipeline: bool = True):
 
 
 def build_fast_dataset(prefix: str):
-    """The fast training path of ``prefix``: ``LoadFaceImage(112)`` + ``RandomFaceFlip`` +
-    ``PackFaceArrays``; batch it with :func:`fast_collate` (``face_batch_collate``)."""
+    """The fast training path of ``prefix``: ``LoadFaceImage(112)`` + ``PackFaceArrays``;
+    batch it with :func:`fast_collate`, which draws and applies the flips (the
+    ``RandomFaceFlip(prob=0.5)`` of the default pipeline, bit for bit)."""
     from coupleface.datasets.mx_face_dataset import MXFaceDataset
-    from coupleface.datasets.transforms import LoadFaceImage, PackFaceArrays, RandomFaceFlip
+    from coupleface.datasets.transforms import LoadFaceImage, PackFaceArrays
 
     return MXFaceDataset(data_root=osp.dirname(osp.abspath(prefix)),
                          rec_file=osp.basename(prefix) + '.rec',
                          idx_file=osp.basename(prefix) + '.idx', property_file=None,
-                         pipeline=[LoadFaceImage(size=112), RandomFaceFlip(prob=0.5),
-                                   PackFaceArrays()])
+                         pipeline=[LoadFaceImage(size=112), PackFaceArrays()])
 
 
 def fast_collate():
-    """``face_batch_collate``, the fast path's collate function."""
+    """``face_batch_collate`` with ``flip_prob=0.5``, the fast path's collate function
+    (``configs/_base_/pipelines/synthfaces_fast_56px.py``, ``fast_collate``)."""
+    from functools import partial
+
     from coupleface.datasets.face_batch_collate import face_batch_collate
-    return face_batch_collate
+    return partial(face_batch_collate, flip_prob=0.5)

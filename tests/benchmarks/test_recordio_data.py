@@ -33,4 +33,8 @@ def test_fast_path_batches_through_its_collate(tmp_path):
     loader = make_loader(build_fast_dataset(prefix), 0, 8, collate=fast_collate())
     batch = next(iter(loader))
     assert tuple(batch['inputs'].shape) == (8, 3, 112, 112) and len(batch['data_samples']) == 8
+    from coupleface.datasets.transforms import RandomFaceFlip
+    flip = RandomFaceFlip(prob=0.5)  # the collate draws its flips
+    assert batch['data_samples'].flip.tolist() == [
+        flip(dict(sample_idx=int(i)))['flip'] for i in batch['data_samples'].sample_idx]
     assert images_per_s(loader, 8) > 0

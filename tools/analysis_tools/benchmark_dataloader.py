@@ -5,11 +5,11 @@ order, with a warm page cache:
 
 * images/s of ``MXFaceDataset`` + ``LoadFaceImage`` / ``RandomFlip`` /
   ``PackFaceInputs`` through a torch ``DataLoader`` with mmengine's
-  ``pseudo_collate``, of the fast path (``LoadFaceImage`` / ``RandomFaceFlip`` /
-  ``PackFaceArrays`` + ``face_batch_collate``), and of a DataLoader that only
-  ``cv2.imdecode``s the same payloads held in memory, for 0 (in-process), 1 and 2
-  workers, interleaved (``round_robin``, median of ``--repeats`` rounds), with the ratios
-  to the raw decode (the fast path's target: >= 0.8 in-process);
+  ``pseudo_collate``, of the fast path (``LoadFaceImage`` / ``PackFaceArrays`` +
+  ``face_batch_collate(flip_prob=0.5)``, the flips drawn for the batch), and of a
+  DataLoader that only ``cv2.imdecode``s the same payloads held in memory, for 0
+  (in-process), 1 and 2 workers, interleaved (``round_robin``, median of ``--repeats``
+  rounds), with the ratios to the raw decode (the fast path's target: >= 0.8 in-process);
 * the reader's own cost (seek + read + header parse, no decode) as a
   percentage of the raw decode time (target <= 10 %);
 * the header scan that builds the data list (ms per 10k records);
@@ -150,7 +150,7 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
           '(target <= 10 %)')
     print('\n(a) MXFaceDataset + LoadFaceImage + RandomFlip + PackFaceInputs, pseudo_collate; '
           '(b) MXFaceDataset + LoadFaceImage only, pseudo_collate; (f) fast path: '
-          'MXFaceDataset + LoadFaceImage + RandomFaceFlip + PackFaceArrays, face_batch_collate;'
+          'MXFaceDataset + LoadFaceImage + PackFaceArrays, face_batch_collate(flip_prob=0.5);'
           ' (c) raw cv2.imdecode of in-memory payloads; all through a DataLoader (0 workers = '
           f'in-process), batch {args.batch_size}, shuffled; median of {args.repeats} '
           f'interleaved rounds; 1-min load average {load_before:.1f} before, '

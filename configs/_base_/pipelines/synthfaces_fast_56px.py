@@ -7,12 +7,17 @@
 # bit, tests/datasets/test_face_batch_collate.py), packed as arrays: face_batch_collate
 # writes one uint8 batch tensor and one FaceBatchSamples instead of one DataSample per
 # image. Validation and test keep PackFaceInputs.
-fast_collate = dict(type='face_batch_collate')
+# Each pipeline goes with its collate: where nothing after the flip looks at the image, the
+# collate draws the flips of the whole batch (flip_prob: the same flips, images and flags as
+# RandomFaceFlip(prob=0.5), without a SeedSequence + PCG64 per sample) and the pipeline has
+# no RandomFaceFlip; the masked pipeline flips per sample because SyntheticMask draws on the
+# flipped image.
+fast_collate = dict(type='face_batch_collate', flip_prob=0.5)
 fast_train_pipeline = [
     dict(type='LoadFaceImage', size=56),
-    dict(type='RandomFaceFlip', prob=0.5),
     dict(type='PackFaceArrays'),
 ]
+fast_masked_collate = dict(type='face_batch_collate')
 fast_masked_distill_train_pipeline = [
     dict(type='LoadFaceImage', size=56),
     dict(type='RandomFaceFlip', prob=0.5),
@@ -20,9 +25,9 @@ fast_masked_distill_train_pipeline = [
     dict(type='PackFaceArrays'),
 ]
 # JPEGs decoded by FaceDataPreprocessor on the model's device (nvJPEG on CUDA), brought to
-# 56 px there (OpenCV's INTER_AREA, exact for the 112 -> 56 factor) and flipped there; the
-# flip is still drawn per sample on the CPU. No masks (they are drawn on decoded images).
+# 56 px there (OpenCV's INTER_AREA, exact for the 112 -> 56 factor) and flipped there by the
+# flags fast_collate draws for the batch on the CPU. No masks (they are drawn on decoded
+# images). Use with collate_fn=fast_collate.
 device_decode_train_pipeline = [
-    dict(type='RandomFaceFlip', prob=0.5),
     dict(type='PackFaceArrays', size=56),
 ]
