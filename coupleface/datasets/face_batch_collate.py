@@ -46,9 +46,15 @@ def _stack_chw(images: Sequence[np.ndarray], what: str,
     shape = first.shape if first.ndim == 3 else (*first.shape, 1)
     out = torch.empty((len(images), shape[2], shape[0], shape[1]), dtype=torch.uint8)
     dst = out.numpy()
+    scratch = None  # one mirror buffer for the batch: cv2.flip writes it, cv2.split reads it
     for i, img in enumerate(images):
         if flip is not None and flip[i]:
-            img = mirror(img)
+            if img.shape == first.shape and img.dtype == np.uint8 and img.flags.c_contiguous \
+                    and img.ndim == 3 and 1 < shape[2] <= 4:
+                scratch = np.empty_like(img) if scratch is None else scratch
+                img = cv2.flip(img, 1, scratch)
+            else:
+                img = mirror(img)
         if img.ndim == 2:
             img = img[..., None]
         if img.shape != shape or img.dtype != np.uint8:

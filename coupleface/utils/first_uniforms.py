@@ -7,7 +7,7 @@ for a whole batch of keys with NumPy array arithmetic:
 1. ``SeedSequence(words)``: ``mix_entropy`` into a pool of four uint32 words (``hashmix``
    and ``mix`` with the constants below), then ``generate_state(4, uint64)``
    (numpy/random/bit_generator.pyx). The ``hash_const`` sequence does not depend on the
-   data, so it is precomputed as Python ints.
+   data, so it is computed as Python ints.
 2. ``PCG64`` seeding, ``pcg_setseq_128_srandom_r`` (numpy/random/src/pcg64/pcg64.h):
    ``inc = initseq << 1 | 1``, ``state = 0``, step, ``state += initstate``, step, with
    ``initstate = s0 << 64 | s1`` and ``initseq = s2 << 64 | s3``.
@@ -19,6 +19,8 @@ comes from 32-bit halves. Tested against ``np.random.default_rng`` on random key
 (tests/utils/test_first_uniforms.py).
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -38,17 +40,28 @@ _U64 = np.uint64
 _S32, _S63 = _U64(32), _U64(63)
 
 
-def _hash_consts(start: int, mult: int, count: int) -> list:
-    """The ``hash_const`` values of ``count`` successive hashmix calls (uint32)."""
-    out = []
-    for _ in range(count):
-        out.append(start)
-        start = (start * mult) & _M32
-    return out
+class _HashConsts:
+    """The successive ``hash_const`` values of a hashmix chain, ``count`` at a time.
+
+    ``hashmix`` xors with ``hash_const``, multiplies it by ``mult`` (mod 2**32) and then
+    multiplies the value by the new constant; neither depends on the data.
+    """
+
+    def __init__(self, start: int, mult: int) -> None:
+        self.const, self.mult = start, mult
+
+    def take(self, count: int) -> tuple:
+        """``(xor, mul)`` uint32 arrays of the next ``count`` hashmix calls."""
+        xor, mul = [], []
+        for _ in range(count):
+            xor.append(self.const)
+            self.const = (self.const * self.mult) & _M32
+            mul.append(self.const)
+        return np.array(xor, dtype=_U32), np.array(mul, dtype=_U32)
 
 
-def _hashmix(value: np.ndarray, const: int, mult: int) -> np.ndarray:
-    value = (value ^ _U32(const)) * _U32((const * mult) & _M32)
+def _hashmix(value: np.ndarray, consts: tuple) -> np.ndarray:
+    value = (value ^ consts[0]) * consts[1]
     return value ^ (value >> _XSHIFT)
 
 
@@ -57,25 +70,37 @@ def _mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return result ^ (result >> _XSHIFT)
 
 
+@functools.lru_cache(maxsize=16)
+def _key_consts(length: int) -> tuple:
+    """The hashmix constants of ``SeedSequence`` for keys of ``length`` words, in the
+    groups :func:`_seed_sequence_state` uses them (the same for every key)."""
+    consts = _HashConsts(_INIT_A, _MULT_A)
+    first = consts.take(_POOL)
+    per_src = [consts.take(_POOL - 1) for _ in range(_POOL)]
+    extra = [consts.take(_POOL) for _ in range(_POOL, length)]
+    return first, per_src, extra, _HashConsts(_INIT_B, _MULT_B).take(8)
+
+
 def _seed_sequence_state(words: np.ndarray) -> list:
-    """``SeedSequence(row).generate_state(4, np.uint64)`` of every row, as 4 uint64 arrays."""
+    """``SeedSequence(row).generate_state(4, np.uint64)`` of every row, as 4 uint64 arrays.
+
+    The pool is an ``N×4`` array; the calls NumPy makes one pool word at a time that do not
+    depend on each other (the first hashing, the destinations of one source word, the output
+    words) are one array operation each, with their constants in NumPy's call order.
+    """
     n, length = words.shape
-    consts = iter(_hash_consts(_INIT_A, _MULT_A, _POOL + _POOL * (_POOL - 1)
-                               + max(0, length - _POOL) * _POOL))
-    zero = np.zeros(n, dtype=_U32)
-    pool = [_hashmix(words[:, i] if i < length else zero, next(consts), _MULT_A)
-            for i in range(_POOL)]
+    first_consts, per_src, extra, out_consts = _key_consts(length)
+    first = np.zeros((n, _POOL), dtype=_U32)
+    first[:, :min(length, _POOL)] = words[:, :_POOL]
+    pool = _hashmix(first, first_consts)
     for i_src in range(_POOL):
-        for i_dst in range(_POOL):
-            if i_src != i_dst:
-                pool[i_dst] = _mix(pool[i_dst], _hashmix(pool[i_src], next(consts), _MULT_A))
+        dst = [i for i in range(_POOL) if i != i_src]
+        pool[:, dst] = _mix(pool[:, dst], _hashmix(pool[:, i_src:i_src + 1], per_src[i_src]))
     for i_src in range(_POOL, length):
-        for i_dst in range(_POOL):
-            pool[i_dst] = _mix(pool[i_dst], _hashmix(words[:, i_src], next(consts), _MULT_A))
-    state = [_hashmix(pool[i % _POOL], c, _MULT_B).astype(_U64)
-             for i, c in enumerate(_hash_consts(_INIT_B, _MULT_B, 8))]
+        pool = _mix(pool, _hashmix(words[:, i_src:i_src + 1], extra[i_src - _POOL]))
+    state = _hashmix(pool[:, [0, 1, 2, 3, 0, 1, 2, 3]], out_consts).astype(_U64)
     # generate_state(.., uint64) views the uint32 words little-endian: low word first
-    return [state[2 * k] | (state[2 * k + 1] << _S32) for k in range(4)]
+    return [state[:, 2 * k] | (state[:, 2 * k + 1] << _S32) for k in range(4)]
 
 
 def _mulhi64(a: np.ndarray, b: int) -> np.ndarray:
