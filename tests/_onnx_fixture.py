@@ -13,10 +13,8 @@ CONFIG = osp.join(REPO, 'configs', 'arcface', 'iresnet18-w8_1xb128_synthfaces-56
 SIZE = 56
 
 
-def calibrated_model(seed: int = 0):
-    """The config's recognizer (with head) with realistic BatchNorm statistics."""
-    torch.manual_seed(seed)
-    model = build_recognizer(CONFIG, with_head=True)
+def calibrate_bn(model, size: int = SIZE, seed: int = 0):
+    """Realistic BatchNorm statistics (random weights otherwise blow activations up)."""
     for m in model.modules():
         if isinstance(m, _BatchNorm):
             m.reset_running_stats()
@@ -25,8 +23,14 @@ def calibrated_model(seed: int = 0):
     model.train()
     with torch.no_grad():
         for _ in range(2):
-            model.extract_feat(torch.rand(8, 3, SIZE, SIZE, generator=g) * 2 - 1)
+            model.extract_feat(torch.rand(8, 3, size, size, generator=g) * 2 - 1)
     return model.eval()
+
+
+def calibrated_model(seed: int = 0):
+    """The config's recognizer (with head) with realistic BatchNorm statistics."""
+    torch.manual_seed(seed)
+    return calibrate_bn(build_recognizer(CONFIG, with_head=True), SIZE, seed)
 
 
 def write_model_files(tmp_path):

@@ -1,14 +1,17 @@
 """FaceEmbedder: same scores as the evaluation path, checkpoint kinds, alignment, errors."""
 import os.path as osp
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 from mmengine.dataset import pseudo_collate
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from coupleface.apis import FaceEmbedder
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from _onnx_fixture import calibrate_bn  # noqa: E402
+
+from coupleface.apis import FaceEmbedder  # noqa: E402
 from coupleface.apis.calibration import threshold_at_far
 from coupleface.datasets import VerificationBinDataset
 from coupleface.datasets.bin_io import write_bin
@@ -39,18 +42,6 @@ def _config(model):
         type='VerificationBinDataset', ann_files=['unused.bin'], pipeline=pipeline)))
 
 
-def calibrate_bn(model, size=SIZE, seed=0):
-    """Realistic BatchNorm statistics (random weights otherwise blow activations up)."""
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model.extract_feat(torch.rand(8, 3, size, size, generator=g) * 2 - 1)
-    return model.eval()
 
 
 def _face(identity, image=0, size=112, **kw):
@@ -62,7 +53,7 @@ def trained(tmp_path_factory):
     """A random-weight recognizer, its checkpoint and an embedder."""
     tmp = tmp_path_factory.mktemp('inference')
     torch.manual_seed(0)
-    model = calibrate_bn(MODELS.build(_recognizer()))
+    model = calibrate_bn(MODELS.build(_recognizer()), SIZE)
     path = str(tmp / 'recognizer.pth')
     torch.save({'state_dict': model.state_dict(), 'meta': {'epoch': 3}}, path)
     embedder = FaceEmbedder(_config(_recognizer()), path)
@@ -209,7 +200,7 @@ def test_distiller_checkpoint_builds_student_only(tmp_path):
     torch.save(teacher.backbone.state_dict(), teacher_path)
     torch.manual_seed(1)
     distiller = MODELS.build(_distiller_cfg(teacher_path))
-    calibrate_bn(distiller.student)
+    calibrate_bn(distiller.student, SIZE)
     state = distiller.state_dict()
     assert '_extra_state' in state and any(k.startswith('connector.') for k in state)
     ckpt = str(tmp_path / 'distiller.pth')

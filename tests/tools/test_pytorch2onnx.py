@@ -2,15 +2,18 @@
 import importlib.util
 import os.path as osp
 import re
+import sys
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from mmengine.config import Config
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from coupleface.apis.model_loading import build_recognizer
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from _onnx_fixture import calibrate_bn  # noqa: E402
+
+from coupleface.apis.model_loading import build_recognizer  # noqa: E402
 from coupleface.utils.cli import run_cli
 from coupleface.utils.onnx_runtime import onnx_session
 
@@ -28,18 +31,6 @@ def _tool():
 p2o = _tool()
 
 
-def calibrate_bn(model, size, seed=0):
-    """Realistic BatchNorm statistics (random weights otherwise blow activations up)."""
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model.extract_feat(torch.rand(8, 3, size, size, generator=g) * 2 - 1)
-    return model.eval()
 
 
 def _config(backbone, size, flip_test=True, head=False):
