@@ -2,9 +2,9 @@
 import os.path as osp
 
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from coupleface.apis.model_loading import build_recognizer
+from coupleface.benchmarks.common import calibrate_bn  # noqa: F401  (the tests' one copy)
 from coupleface.utils.onnx_export import export_onnx
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -13,24 +13,10 @@ CONFIG = osp.join(REPO, 'configs', 'arcface', 'iresnet18-w8_1xb128_synthfaces-56
 SIZE = 56
 
 
-def calibrate_bn(model, size: int = SIZE, seed: int = 0):
-    """Realistic BatchNorm statistics (random weights otherwise blow activations up)."""
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model.extract_feat(torch.rand(8, 3, size, size, generator=g) * 2 - 1)
-    return model.eval()
-
-
 def calibrated_model(seed: int = 0):
     """The config's recognizer (with head) with realistic BatchNorm statistics."""
     torch.manual_seed(seed)
-    return calibrate_bn(build_recognizer(CONFIG, with_head=True), SIZE, seed)
+    return calibrate_bn(build_recognizer(CONFIG, with_head=True), SIZE, seed=seed)
 
 
 def write_model_files(tmp_path):

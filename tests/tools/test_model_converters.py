@@ -14,8 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
+from coupleface.benchmarks.common import calibrate_bn as shared_calibrate_bn
 from coupleface.registry import MODELS
 from coupleface.utils.checkpoint_load import safe_torch_load
 from coupleface.utils.checkpoint_state_dict import load_state_dict_flexible
@@ -196,15 +196,7 @@ def mbf_forward(sd, x, blocks):
 
 def calibrate_bn(model, size=112, seed=0):
     """Realistic BatchNorm statistics (random weights otherwise blow activations up)."""
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    with torch.no_grad():
-        model.extract_feat(torch.rand(4, 3, size, size, generator=g) * 2 - 1)
-    return model.eval()
+    return shared_calibrate_bn(model, size, batches=1, batch_size=4, seed=seed)
 
 
 PUBLISHED = {
