@@ -89,23 +89,27 @@ def build_dataset(prefix: str, full_pipeline: bool = True):
                          property_file=None, pipeline=pipeline)
 
 
-def build_fast_dataset(prefix: str):
-    """The fast training path of ``prefix``: ``LoadFaceImage(112)`` + ``PackFaceArrays``;
-    batch it with :func:`fast_collate`, which draws and applies the flips (the
-    ``RandomFaceFlip(prob=0.5)`` of the default pipeline, bit for bit)."""
+def build_fast_dataset(prefix: str, decode_in_collate: bool = False):
+    """The fast training path of ``prefix``: ``LoadFaceImage(112)`` + ``PackFaceArrays``, or
+    with ``decode_in_collate`` only ``PackFaceArrays(size=112)`` (the collate decodes, see
+    :func:`fast_collate`). Batch it with :func:`fast_collate`, which draws and applies the
+    flips (the ``RandomFaceFlip(prob=0.5)`` of the default pipeline, bit for bit)."""
     from coupleface.datasets.mx_face_dataset import MXFaceDataset
     from coupleface.datasets.transforms import LoadFaceImage, PackFaceArrays
 
+    pipeline = [PackFaceArrays(size=112)] if decode_in_collate \
+        else [LoadFaceImage(size=112), PackFaceArrays()]
     return MXFaceDataset(data_root=osp.dirname(osp.abspath(prefix)),
                          rec_file=osp.basename(prefix) + '.rec',
                          idx_file=osp.basename(prefix) + '.idx', property_file=None,
-                         pipeline=[LoadFaceImage(size=112), PackFaceArrays()])
+                         pipeline=pipeline)
 
 
-def fast_collate():
+def fast_collate(decode: str = 'device'):
     """``face_batch_collate`` with ``flip_prob=0.5``, the fast path's collate function
-    (``configs/_base_/pipelines/synthfaces_fast_56px.py``, ``fast_collate``)."""
+    (``configs/_base_/pipelines/synthfaces_fast_56px.py``); ``decode='cpu'`` decodes the
+    payloads of a :func:`build_fast_dataset` ``(decode_in_collate=True)`` set."""
     from functools import partial
 
     from coupleface.datasets.face_batch_collate import face_batch_collate
-    return partial(face_batch_collate, flip_prob=0.5)
+    return partial(face_batch_collate, flip_prob=0.5, decode=decode)

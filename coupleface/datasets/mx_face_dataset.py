@@ -27,7 +27,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from coupleface.datasets.mx_record import MXIndexedRecordIO
-from coupleface.datasets.mx_record_codec import RecordIOError, unpack
+from coupleface.datasets.mx_record_codec import RecordIOError, payload_of, unpack
 from coupleface.registry import DATASETS
 
 from .missing_data import check_exists
@@ -139,6 +139,7 @@ class MXFaceDataset(BaseDataset):
         self.property_path = join(property_file)
         self._reader: Optional[MXIndexedRecordIO] = None
         self._rec_keys = np.zeros(0, np.int64)
+        self._rec_rows = np.zeros(0, np.int64)  # the reader's .idx row of each sample
         self._gt_labels = np.zeros(0, np.int64)
         self._class_to_indices: List[np.ndarray] = []
         self._num_classes = 0
@@ -165,6 +166,7 @@ class MXFaceDataset(BaseDataset):
         check_exists(self.idx_path, 'RecordIO index')
         keys, labels, num_classes = self._scan()
         self._rec_keys, self._gt_labels, self._num_classes = keys, labels, num_classes
+        self._rec_rows = self.reader.rows(keys)
         self._check_property()
         if self._indices is not None:
             self._select(self._indices)
@@ -238,6 +240,7 @@ class MXFaceDataset(BaseDataset):
         else:
             sel = np.asarray(indices, np.int64).reshape(-1)
         self._rec_keys = self._rec_keys[sel]
+        self._rec_rows = self._rec_rows[sel]
         self._gt_labels = self._gt_labels[sel]
         self._index_classes()
 
@@ -259,13 +262,13 @@ class MXFaceDataset(BaseDataset):
         if not -n <= idx < n:
             raise IndexError(f'index {idx} out of range for {n} samples')
         idx = int(idx) % n
-        key = int(self._rec_keys[idx])
         try:
-            _, payload = unpack(self.reader.read_idx(key))
+            payload = payload_of(self.reader.read_row(self._rec_rows[idx]))
         except RecordIOError as e:
-            raise RecordIOError(f'{self.rec_path}: record key {key}: {e}') from None
-        return dict(rec_key=key, gt_label=int(self._gt_labels[idx]), sample_idx=idx,
-                    img_bytes=payload)
+            raise RecordIOError(f'{self.rec_path}: record key {int(self._rec_keys[idx])}: '
+                                f'{e}') from None
+        return dict(rec_key=int(self._rec_keys[idx]), gt_label=int(self._gt_labels[idx]),
+                    sample_idx=idx, img_bytes=payload)
 
     def get_cat_ids(self, idx: int) -> List[int]:
         """The identity of sample ``idx`` as a one-element list."""

@@ -31,6 +31,14 @@ from .mx_record_codec import (
 
 __all__ = ['MXIndexedRecordIO']
 
+_HAS_PREAD = hasattr(os, 'pread')
+# bumped in every forked child: a reader opened before the fork reopens its file there
+# (comparing it costs nothing per read, unlike os.getpid(), a system call)
+_fork_generation = [0]
+if hasattr(os, 'register_at_fork'):  # no fork on Windows
+    os.register_at_fork(after_in_child=lambda: _fork_generation.__setitem__(
+        0, _fork_generation[0] + 1))
+
 # chunk header + IRHeader + up to 4 float32 labels: what a header scan reads per record
 _SCAN_BYTES = CHUNK_HEADER.size + IR_SIZE + 16
 _SCAN_MAX_FLAG = 4
@@ -157,7 +165,7 @@ class MXIndexedRecordIO:
         if not osp.isfile(self.idx_path):
             raise FileNotFoundError(f'RecordIO index not found: {self.idx_path}')
         self._file = None
-        self._pid = None
+        self._fork_gen = None
         self.file_size = osp.getsize(self.rec_path)
         self._keys, self._offsets = _parse_idx(self.idx_path)
         self._build_lookup()
@@ -208,8 +216,13 @@ class MXIndexedRecordIO:
                                 f'({len(self)} keys in the index)')
         return row
 
-    def _rows(self, keys: Iterable[int]) -> np.ndarray:
-        """Vectorised ``_row`` (millions of keys in milliseconds)."""
+    def rows(self, keys: Iterable[int]) -> np.ndarray:
+        """The ``.idx`` rows of ``keys`` (for :meth:`read_row`), vectorised: millions of
+        keys in milliseconds.
+
+        Raises:
+            RecordIOError: a key is not in the index.
+        """
         if not isinstance(keys, np.ndarray):
             keys = np.fromiter((int(k) for k in keys), np.int64)
         keys = keys.astype(np.int64, copy=False).reshape(-1)
@@ -268,28 +281,33 @@ class MXIndexedRecordIO:
 
     # ------------------------------------------------------------------ I/O
     def _fd(self) -> int:
-        if self._file is None or self._pid != os.getpid():
+        if self._file is None or self._fork_gen != _fork_generation[0]:
             # a forked child gets its own handle: a shared offset would race
             self._file = open(self.rec_path, 'rb', buffering=0)
-            self._pid = os.getpid()
+            self._fork_gen = _fork_generation[0]
         return self._file.fileno()
 
     def _pread(self, size: int, offset: int) -> bytes:
         fd = self._fd()
-        if hasattr(os, 'pread'):
+        if _HAS_PREAD:
             return os.pread(fd, size, offset)
         self._file.seek(offset)  # pragma: no cover (Windows)
         return self._file.read(size)
 
     def _read_row(self, row: int) -> bytes:
-        key = int(self._keys[row])
         offset = int(self._offsets[row])
-        span = int(self._span[row])
-        return self._read_at(offset, min(max(span, CHUNK_HEADER.size), 1 << 20), key)
+        buf = self._pread(min(max(int(self._span[row]), CHUNK_HEADER.size), 1 << 20), offset)
+        # the common case, one whole chunk in the first read, without _read_at's loop
+        if len(buf) >= CHUNK_HEADER.size:
+            magic, lrec = CHUNK_HEADER.unpack_from(buf)
+            end = CHUNK_HEADER.size + (lrec & LENGTH_MASK)
+            if magic == RECORDIO_MAGIC and lrec >> 29 == 0 and end <= len(buf):
+                return buf[CHUNK_HEADER.size:end]
+        return self._read_at(offset, buf, int(self._keys[row]))
 
-    def _read_at(self, offset: int, first_read: int, key) -> bytes:
-        """Read and re-join the record starting at ``offset``."""
-        buf = self._pread(first_read, offset)
+    def _read_at(self, offset: int, buf: bytes, key) -> bytes:
+        """Re-join the record starting at ``offset`` from ``buf`` (read from there), reading
+        more where it runs short."""
         parts = []
         pos = 0
         while True:
@@ -334,6 +352,11 @@ class MXIndexedRecordIO:
         """
         return self._read_row(self._row(key))
 
+    def read_row(self, row: int) -> bytes:
+        """Return the record in ``.idx`` row ``row`` (see :meth:`rows`): ``read_idx`` without
+        the key lookup, for readers that resolved their keys once."""
+        return self._read_row(row)
+
     def read_header(self, key: int) -> IRHeader:
         """Return the ``IRHeader`` of ``key``'s record (label array when ``flag > 0``)."""
         return unpack(self.read_idx(key))[0]
@@ -358,7 +381,7 @@ class MXIndexedRecordIO:
         Raises:
             RecordIOError: a record has a wrong magic, a bad chunk or is truncated.
         """
-        rows = np.arange(len(self)) if keys is None else self._rows(keys)
+        rows = np.arange(len(self)) if keys is None else self.rows(keys)
         n = rows.size
         flags = np.zeros(n, np.int64)
         first = np.zeros(n, np.float64)
@@ -428,15 +451,15 @@ class MXIndexedRecordIO:
     # ------------------------------------------------------------------ pickling
     def close(self) -> None:
         """Close this process's file handle (re-opened on the next read)."""
-        if self._file is not None and self._pid == os.getpid():
+        if self._file is not None and self._fork_gen == _fork_generation[0]:
             self._file.close()
         self._file = None
-        self._pid = None
+        self._fork_gen = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state['_file'] = None
-        state['_pid'] = None
+        state['_fork_gen'] = None
         return state
 
     def __enter__(self) -> 'MXIndexedRecordIO':

@@ -167,22 +167,45 @@ def batch_uniforms(samples: Sequence[dict], salt: str) -> np.ndarray:
     epochs = np.array([default_epoch if s.get('epoch') is None else int(s['epoch'])
                        for s in samples], dtype=object)
     idx = np.array([int(s['sample_idx']) & _MASK64 for s in samples], dtype=np.uint64)
+    out = np.empty(len(samples), dtype=np.float64)
+    for epoch in sorted(set(epochs.tolist())):
+        rows = np.flatnonzero(epochs == epoch)
+        out[rows] = index_uniforms(idx[rows], epoch, salt)
+    return out
+
+
+def index_uniforms(indices: np.ndarray, epoch: int, salt: str) -> np.ndarray:
+    """``sample_rng({'sample_idx': i, 'epoch': epoch}, salt).random()`` of every index ``i``
+    (at the current :func:`set_augment_seed` seed), bit for bit, in one array pass.
+
+    Args:
+        indices: Sample indices (ints; negative ones as ``sample_rng`` takes them, mod 2**64).
+        epoch (int): The epoch of every draw.
+        salt (str): The transform's stream name.
+
+    Returns:
+        np.ndarray: ``len(indices)`` float64 values in ``[0, 1)``.
+    """
+    idx = np.asarray(indices)
+    if idx.dtype.kind == 'i' and (idx.size == 0 or idx.min() >= 0):
+        idx = idx.astype(np.uint64)
+    elif idx.dtype != np.uint64:
+        idx = np.array([int(i) & _MASK64 for i in idx.tolist()], dtype=np.uint64)
     head = seed_words([get_augment_seed() & _MASK64])
+    fixed = np.concatenate([head, seed_words([int(epoch) & _MASK64])])
     tail = seed_words([salt_hash(salt)])
     wide = idx > _MASK32
-    out = np.empty(len(samples), dtype=np.float64)
-    # rows with the same word layout (epoch value, 1 or 2 index words) share one pass
-    for epoch in sorted(set(epochs.tolist())):
-        for two in (False, True):
-            rows = np.flatnonzero((epochs == epoch) & (wide == two))
-            if rows.size == 0:
-                continue
-            cols = [idx[rows] & _MASK32] + ([idx[rows] >> np.uint64(32)] if two else [])
-            fixed = np.concatenate([head, seed_words([epoch & _MASK64])])
-            words = np.hstack([np.broadcast_to(fixed, (rows.size, fixed.size)),
-                               np.stack(cols, axis=1).astype(np.uint32),
-                               np.broadcast_to(tail, (rows.size, tail.size))])
-            out[rows] = first_uniforms(words)
+    out = np.empty(idx.size, dtype=np.float64)
+    # rows with the same word layout (1 or 2 index words) share one pass
+    for two in (False, True):
+        rows = np.flatnonzero(wide == two)
+        if rows.size == 0:
+            continue
+        cols = [idx[rows] & _MASK32] + ([idx[rows] >> np.uint64(32)] if two else [])
+        words = np.hstack([np.broadcast_to(fixed, (rows.size, fixed.size)),
+                           np.stack(cols, axis=1).astype(np.uint32),
+                           np.broadcast_to(tail, (rows.size, tail.size))])
+        out[rows] = first_uniforms(words)
     return out
 
 

@@ -1,5 +1,7 @@
 """coupleface.benchmarks.recordio_data: synthetic records, the dataset over them, the raw
 decode baseline and the throughput probe."""
+import torch
+
 from coupleface.benchmarks.recordio_data import (
     RawDecode,
     build_dataset,
@@ -38,3 +40,16 @@ def test_fast_path_batches_through_its_collate(tmp_path):
     assert batch['data_samples'].flip.tolist() == [
         flip(dict(sample_idx=int(i)))['flip'] for i in batch['data_samples'].sample_idx]
     assert images_per_s(loader, 8) > 0
+
+
+def test_decode_in_the_collate_gives_the_per_sample_decode_batches(tmp_path):
+    from coupleface.benchmarks.recordio_data import build_fast_dataset, fast_collate
+    prefix = str(tmp_path / 'train')
+    make_synthetic(prefix, 16, ids=2, side=32)  # 32 px records enlarged to 112 by both
+    per_sample = next(iter(make_loader(build_fast_dataset(prefix), 0, 8,
+                                       collate=fast_collate())))
+    in_collate = next(iter(make_loader(build_fast_dataset(prefix, decode_in_collate=True), 0,
+                                       8, collate=fast_collate('cpu'))))
+    assert torch.equal(per_sample['inputs'], in_collate['inputs'])
+    assert in_collate['inputs'].shape == (8, 3, 112, 112)
+    assert torch.equal(per_sample['data_samples'].flip, in_collate['data_samples'].flip)

@@ -56,11 +56,15 @@ def _sampler(kind, dataset):
     return sampler
 
 
-def _batches(prefix, pack, masked, kind, workers=0, batch_flip=False):
-    dataset = _dataset(prefix, _pipeline(pack, masked, flip=not batch_flip))
+def _batches(prefix, pack, masked, kind, workers=0, batch_flip=False, cpu_decode=False):
+    pipeline = _pipeline(pack, masked, flip=not batch_flip)
+    if cpu_decode:  # the collate decodes: no LoadFaceImage, the size goes to the packer
+        pipeline = [dict(type=pack, size=56)]
+    dataset = _dataset(prefix, pipeline)
     collate = face_batch_collate if pack == 'PackFaceArrays' else pseudo_collate
     if batch_flip:  # what mmengine's Runner builds of dict(type=..., flip_prob=0.5)
-        collate = partial(face_batch_collate, flip_prob=0.5)
+        collate = partial(face_batch_collate, flip_prob=0.5,
+                          decode='cpu' if cpu_decode else 'device')
     loader = DataLoader(dataset, batch_size=BATCH, sampler=_sampler(kind, dataset),
                         num_workers=workers, collate_fn=collate,
                         multiprocessing_context='fork' if workers else None)
@@ -164,3 +168,62 @@ def test_jpeg_batch_is_one_buffer_with_offsets():
     assert batch['jpeg_bytes'].tolist() == list(b''.join(payloads))
     assert batch['jpeg_offsets'].tolist() == [0, 5, 9] and batch['jpeg_size'] == 56
     assert batch['data_samples'].flip.tolist() == [False, True] and 'inputs' not in batch
+
+
+def test_inputs_are_the_images_bytes_in_channels_last_memory():
+    samples = [_sample(i, teacher=False) for i in range(5)]
+    samples[3]['img'] = np.asfortranarray(samples[3]['img'])  # not C-contiguous: NumPy mirror
+    grey = [dict(s, img=s['img'][..., 0].copy()) for s in samples]
+    pack = PackFaceArrays()
+    for batch_samples, channels in ((samples, 3), (grey, 1)):
+        batch = face_batch_collate([pack(dict(s)) for s in batch_samples], flip_prob=1.0)
+        x = batch['inputs']
+        assert x.shape == (5, channels, 6, 5) and x.dtype == torch.uint8
+        assert x.is_contiguous(memory_format=torch.channels_last)
+        assert x.is_contiguous() == (channels == 1)  # one channel: both layouts coincide
+        mirrored = np.stack([s['img'].reshape(6, 5, channels)[:, ::-1] for s in batch_samples])
+        assert torch.equal(x.permute(0, 2, 3, 1), torch.from_numpy(mirrored))
+    unflipped = face_batch_collate([pack(dict(s)) for s in samples], flip_prob=0.0)['inputs']
+    assert torch.equal(unflipped.permute(0, 2, 3, 1),
+                       torch.from_numpy(np.stack([s['img'] for s in samples])))
+
+
+def test_preprocessor_makes_channels_last_batches_contiguous_with_the_same_values():
+    rng = np.random.default_rng(0)
+    nchw = torch.from_numpy(rng.integers(0, 256, (4, 3, 6, 5), dtype=np.uint8))
+    nhwc = nchw.contiguous(memory_format=torch.channels_last)
+    pre = FaceDataPreprocessor()
+    a = pre(dict(inputs=nchw, teacher_inputs=nchw.flip(0).contiguous()))
+    b = pre(dict(inputs=nhwc, teacher_inputs=nhwc.flip(0).contiguous(
+        memory_format=torch.channels_last)))
+    for key in ('inputs', 'teacher_inputs'):
+        assert b[key].is_contiguous() and b[key].stride() == a[key].stride()
+        assert torch.equal(a[key], b[key])
+    assert torch.equal(a['inputs'][0, 0], (nchw[0, 2].float() - 127.5) / 127.5)  # RGB
+
+
+@pytest.mark.parametrize('workers', [0, 1])
+def test_decode_in_the_collate_equals_default_batches(rec_prefix, workers):
+    # 112 px records brought to 56 px as LoadFaceImage(size=56) does, flips for the batch
+    old = _batches(rec_prefix, 'PackFaceInputs', False, 'resumable')
+    new = _batches(rec_prefix, 'PackFaceArrays', False, 'resumable', workers=workers,
+                   batch_flip=True, cpu_decode=True)
+    _assert_same_batches(old, new, False)
+
+
+def test_decode_in_the_collate_checks_its_input():
+    import cv2
+    img = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    good = cv2.imencode('.png', img)[1].tobytes()
+    sample = dict(img_bytes=good, img_size=None, gt_label=0, sample_idx=0, flip=False,
+                  masked=False)
+    batch = face_batch_collate([sample, dict(sample, sample_idx=1)], decode='cpu')
+    assert torch.equal(batch['inputs'][1].permute(1, 2, 0), torch.from_numpy(img))
+    with pytest.raises(ValueError, match='sample 7: image data'):
+        face_batch_collate([sample, dict(sample, img_bytes=b'junk', sample_idx=7)],
+                           decode='cpu')
+    small = cv2.imencode('.png', img[:4, :4])[1].tobytes()
+    with pytest.raises(ValueError, match='same size'):
+        face_batch_collate([sample, dict(sample, img_bytes=small)], decode='cpu')
+    with pytest.raises(ValueError, match="decode must be 'device' or 'cpu'"):
+        face_batch_collate([sample], decode='gpu')

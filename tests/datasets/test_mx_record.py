@@ -184,16 +184,35 @@ def test_pickle_and_fork_reopen(tmp_path):
     reader.read_idx(3)  # opens the handle
     clone = pickle.loads(pickle.dumps(reader))
     assert clone._file is None and unpack(clone.read_idx(4))[1] == expect[4][2]
-    # a forked child opens its own handle (its pid differs) and reads the same bytes
+    # a forked child opens its own handle and reads the same bytes, whether the reader
+    # came pickled or inherited with the parent's open handle (a DataLoader worker)
     with mp.get_context('fork').Pool(1) as pool:
         got = pool.map(_child_read, [(reader, k) for k in (5, 6)])
     assert [g[1] for g in got] == [expect[5][2], expect[6][2]]
-    assert all(pid != os.getpid() for pid, _ in got)
+    global _INHERITED
+    _INHERITED = reader
+    try:
+        with mp.get_context('fork').Pool(1) as pool:
+            got = pool.map(_child_read_inherited, [5, 6])
+    finally:
+        _INHERITED = None
+    assert [g[1] for g in got] == [expect[5][2], expect[6][2]]
+    assert got[0][0] and not got[1][0]  # reopened at the first read only
+    assert unpack(reader.read_idx(7))[1] == expect[7][2]  # the parent's handle still works
+
+
+_INHERITED = None
 
 
 def _child_read(args):
     reader, key = args
-    return reader._pid, unpack(reader.read_idx(key))[1]
+    return reader._file is None, unpack(reader.read_idx(key))[1]
+
+
+def _child_read_inherited(key):
+    before = _INHERITED._file
+    payload = unpack(_INHERITED.read_idx(key))[1]
+    return _INHERITED._file is not before, payload
 
 
 # ---------------------------------------------------------------------- bad input

@@ -1,6 +1,7 @@
 """The fast data path trains like the default one: two iterations of a tiny SynthFaces run
 give the same losses and weights bit for bit, with the flips drawn per sample
-(RandomFaceFlip) or for the whole batch by the collate (flip_prob), and a resume from the
+(RandomFaceFlip) or for the whole batch by the collate (flip_prob), also with the decode in
+the collate (PackFaceArrays(size) + decode='cpu'), and a resume from the
 first iteration's checkpoint ends with the uninterrupted run's weights (ExactResumeHook,
 ResumableSampler, the augmentation seed restored for the collate's flips)."""
 import os.path as osp
@@ -15,7 +16,7 @@ from mmengine.runner import Runner
 from coupleface.setup_env import register_all_modules
 
 FAST = '''
-tr = [dict(type='LoadFaceImage', size=size), {flip}dict(type='{pack}')]
+tr = {pipeline}
 train_dataloader = dict(batch_size=16, num_workers=0, persistent_workers=False, {collate}
                         dataset=dict(data_root='{root}', pipeline=tr))
 val_dataloader = None
@@ -28,13 +29,16 @@ default_hooks = dict(checkpoint=dict(interval=1, by_epoch=False, max_keep_ckpts=
 '''
 
 
-def _run(root, work_dir, fast, resume_from=None, batch_flip=False):
+def _run(root, work_dir, fast, resume_from=None, batch_flip=False, collate_decode=False):
     register_all_modules()
-    collate = "collate_fn=dict(type='face_batch_collate'{}), ".format(
-        ', flip_prob=0.5' if batch_flip else '')
-    extra = FAST.format(pack='PackFaceArrays' if fast else 'PackFaceInputs',
-                        flip='' if batch_flip else "dict(type='RandomFaceFlip', prob=0.5), ",
-                        collate=collate if fast else '', root=root)
+    collate = "collate_fn=dict(type='face_batch_collate'{}{}), ".format(
+        ', flip_prob=0.5' if batch_flip else '', ", decode='cpu'" if collate_decode else '')
+    flip = '' if batch_flip else "dict(type='RandomFaceFlip', prob=0.5), "
+    pack = 'PackFaceArrays' if fast else 'PackFaceInputs'
+    pipeline = f"[dict(type='LoadFaceImage', size=size), {flip}dict(type='{pack}')]"
+    if collate_decode:  # the collate decodes, resizes and flips
+        pipeline = "[dict(type='PackFaceArrays', size=size)]"
+    extra = FAST.format(pipeline=pipeline, collate=collate if fast else '', root=root)
     path = write_tiny_config(osp.join(str(work_dir) + '.py'), root, extra=extra)
     cfg = Config.fromfile(path)
     cfg.work_dir = str(work_dir)
@@ -59,8 +63,17 @@ def test_fast_path_trains_and_resumes_like_the_default(tiny_synthfaces, tmp_path
                                         batch_flip=True)
     assert batch_losses == old_losses
     assert all(torch.equal(old_state[k], batch_state[k]) for k in old_state)
+    decode_losses, decode_state, _ = _run(tiny_synthfaces, tmp_path / 'decode', fast=True,
+                                          batch_flip=True, collate_decode=True)
+    assert decode_losses == old_losses
+    assert all(torch.equal(old_state[k], decode_state[k]) for k in old_state)
     resumed_losses, resumed, _ = _run(tiny_synthfaces, tmp_path / 'resumed', fast=True,
                                       resume_from=tmp_path / 'batch' / 'iter_1.pth',
                                       batch_flip=True)
+    assert resumed_losses[-1] == new_losses[-1]
+    assert all(torch.equal(new_state[k], resumed[k]) for k in new_state)
+    resumed_losses, resumed, _ = _run(tiny_synthfaces, tmp_path / 'resumed_decode', fast=True,
+                                      resume_from=tmp_path / 'decode' / 'iter_1.pth',
+                                      batch_flip=True, collate_decode=True)
     assert resumed_losses[-1] == new_losses[-1]
     assert all(torch.equal(new_state[k], resumed[k]) for k in new_state)

@@ -5,8 +5,10 @@ order, with a warm page cache:
 
 * images/s of ``MXFaceDataset`` + ``LoadFaceImage`` / ``RandomFlip`` /
   ``PackFaceInputs`` through a torch ``DataLoader`` with mmengine's
-  ``pseudo_collate``, of the fast path (``LoadFaceImage`` / ``PackFaceArrays`` +
-  ``face_batch_collate(flip_prob=0.5)``, the flips drawn for the batch), and of a
+  ``pseudo_collate``, of the fast path with a per-sample decode (``LoadFaceImage`` /
+  ``PackFaceArrays`` + ``face_batch_collate(flip_prob=0.5)``, the flips drawn for the
+  batch) and with the decode in the collate (``PackFaceArrays(size=112)`` +
+  ``face_batch_collate(flip_prob=0.5, decode='cpu')``), and of a
   DataLoader that only ``cv2.imdecode``s the same payloads held in memory, for 0
   (in-process), 1 and 2 workers, interleaved (``round_robin``, median of ``--repeats``
   rounds), with the ratios to the raw decode (the fast path's target: >= 0.8 in-process);
@@ -127,9 +129,10 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
 
     raw = RawDecode(payloads)
     load_only = build_dataset(prefix, full_pipeline=False)
-    fast = build_fast_dataset(prefix)
-    variants = dict(a=(dataset, None), b=(load_only, None), f=(fast, fast_collate()),
-                    c=(raw, None))
+    per_sample = build_fast_dataset(prefix)
+    fast = build_fast_dataset(prefix, decode_in_collate=True)
+    variants = dict(a=(dataset, None), b=(load_only, None), p=(per_sample, fast_collate()),
+                    f=(fast, fast_collate('cpu')), c=(raw, None))
     runs = {}
     fns = {(v, w): (lambda v=v, w=w: runs.setdefault((v, w), []).append(images_per_s(
         make_loader(variants[v][0], w, args.batch_size, collate=variants[v][1]),
@@ -137,7 +140,7 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
     load_before = os.getloadavg()[0]
     round_robin(fns, args.repeats, 0)
     load_after = os.getloadavg()[0]
-    rows = [(w, *(median(runs[(v, w)]) for v in 'abfc')) for w in args.workers]
+    rows = [(w, *(median(runs[(v, w)]) for v in 'abpfc')) for w in args.workers]
 
     print(f'\nRecordIO data path: {prefix}.rec  ({n} records, '
           f'{osp.getsize(prefix + ".rec") / 2**20:.1f} MiB, mean JPEG {mean_bytes / 1024:.1f} '
@@ -149,17 +152,21 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
           f'{decode_us:.1f} us/record; reader = {100 * read_us / decode_us:.1f} % of decode '
           '(target <= 10 %)')
     print('\n(a) MXFaceDataset + LoadFaceImage + RandomFlip + PackFaceInputs, pseudo_collate; '
-          '(b) MXFaceDataset + LoadFaceImage only, pseudo_collate; (f) fast path: '
-          'MXFaceDataset + LoadFaceImage + PackFaceArrays, face_batch_collate(flip_prob=0.5);'
-          ' (c) raw cv2.imdecode of in-memory payloads; all through a DataLoader (0 workers = '
+          '(b) MXFaceDataset + LoadFaceImage only, pseudo_collate; (p) fast path, per-sample '
+          'decode: MXFaceDataset + LoadFaceImage + PackFaceArrays, '
+          'face_batch_collate(flip_prob=0.5); (f) fast path, decode in the collate: '
+          "MXFaceDataset + PackFaceArrays(size=112), face_batch_collate(flip_prob=0.5, "
+          "decode='cpu'); (c) raw cv2.imdecode of in-memory payloads; all through a "
+          'DataLoader (0 workers = '
           f'in-process), batch {args.batch_size}, shuffled; median of {args.repeats} '
           f'interleaved rounds; 1-min load average {load_before:.1f} before, '
           f'{load_after:.1f} after')
-    print('| workers | (a) img/s | (b) img/s | (f) img/s | (c) img/s | a/c | b/c | f/c |')
-    print('|---:|---:|---:|---:|---:|---:|---:|---:|')
-    for w, ours, load, quick, base in rows:
-        print(f'| {w} | {ours:.0f} | {load:.0f} | {quick:.0f} | {base:.0f} | {ours / base:.2f} '
-              f'| {load / base:.2f} | {quick / base:.2f} |')
+    print('| workers | (a) img/s | (b) img/s | (p) img/s | (f) img/s | (c) img/s | a/c | b/c '
+          '| p/c | f/c |')
+    print('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for w, *rates, base in rows:
+        print(f'| {w} | ' + ' | '.join(f'{r:.0f}' for r in (*rates, base)) + ' | '
+              + ' | '.join(f'{r / base:.2f}' for r in rates) + ' |')
 
     if args.no_rss:
         return

@@ -7,7 +7,7 @@ Undecodable images raise by default; training may skip (and count) them instead.
 from __future__ import annotations
 
 import logging
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import cv2
 import numpy as np
@@ -22,14 +22,20 @@ class ImageDecodeError(ValueError):
     """An image's bytes (or file) could not be decoded."""
 
 
+def _name(source: Union[str, Callable[[], str]]) -> str:
+    return source() if callable(source) else source
+
+
 def decode_face_image(data: Union[bytes, bytearray, memoryview, np.ndarray],
-                      source: str = '<bytes>') -> np.ndarray:
+                      source: Union[str, Callable[[], str]] = '<bytes>') -> np.ndarray:
     """Decode encoded image bytes (or pass through a decoded array) to BGR uint8.
 
     Args:
         data: Encoded bytes, a 1-D uint8 array of encoded bytes, or an already
             decoded ``H×W`` / ``H×W×3`` uint8 array (taken as BGR).
-        source: Name of the source for error messages.
+        source: Name of the source for error messages, or a function giving it (called
+            only to raise: a training loader names the record without formatting the
+            name of every sample).
 
     Returns:
         ``H×W×3`` uint8 BGR image.
@@ -43,17 +49,28 @@ def decode_face_image(data: Union[bytes, bytearray, memoryview, np.ndarray],
         buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) \
             else np.ascontiguousarray(data, dtype=np.uint8).ravel()
         if buf.size == 0:
-            raise ImageDecodeError(f'{source}: empty image data')
+            raise ImageDecodeError(f'{_name(source)}: empty image data')
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         if img is None:
-            raise ImageDecodeError(f'{source}: image data ({buf.size} bytes) does not decode')
+            raise ImageDecodeError(
+                f'{_name(source)}: image data ({buf.size} bytes) does not decode')
     if img.dtype != np.uint8:
-        raise ImageDecodeError(f'{source}: expected uint8 pixels, got {img.dtype}')
+        raise ImageDecodeError(f'{_name(source)}: expected uint8 pixels, got {img.dtype}')
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     elif img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
     return img
+
+
+def fit_face_size(img: np.ndarray, size: Optional[int],
+                  interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """``img`` at ``size``×``size`` (``INTER_AREA`` to shrink, ``interpolation`` to
+    enlarge); unchanged when it has that size or ``size`` is ``None``."""
+    if size is None or img.shape[:2] == (size, size):
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > size else interpolation
+    return cv2.resize(img, (size, size), interpolation=interp)
 
 
 @TRANSFORMS.register_module()
@@ -114,7 +131,7 @@ class LoadFaceImage(BaseTransform):
 
     def _decode(self, results: dict) -> np.ndarray:
         if results.get('img_bytes') is not None:
-            return decode_face_image(results['img_bytes'], self._source(results))
+            return decode_face_image(results['img_bytes'], lambda: self._source(results))
         if results.get('img_path') is not None:
             path = results['img_path']
             img = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -140,9 +157,7 @@ class LoadFaceImage(BaseTransform):
                       logger='current', level=logging.WARNING)
             return None
         ori_shape = img.shape[:2]
-        if self.size is not None and img.shape[:2] != (self.size, self.size):
-            interp = cv2.INTER_AREA if img.shape[0] > self.size else self.interpolation
-            img = cv2.resize(img, (self.size, self.size), interpolation=interp)
+        img = fit_face_size(img, self.size, self.interpolation)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = ori_shape

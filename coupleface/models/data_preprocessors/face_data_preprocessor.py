@@ -6,7 +6,8 @@ checkpoints give the embeddings they were trained to give. MMEngine's
 the teacher view (``teacher_inputs``) of the distillation data flow.
 
 Inputs come as a list of ``C×H×W`` uint8 tensors (``PackFaceInputs`` + ``pseudo_collate``),
-as one uint8 ``B×C×H×W`` tensor (``face_batch_collate``: same result, bit for bit), or as
+as one uint8 ``B×C×H×W`` tensor in channels-last memory (``face_batch_collate``; copied to
+the device as it is and made contiguous there: same result, bit for bit), or as
 JPEG payloads (``jpeg_bytes``/``jpeg_offsets``/``jpeg_size`` from ``face_batch_collate``),
 decoded, resized and flipped on this preprocessor's device first (``jpeg_decode.py``).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import torch
 from mmengine.model import ImgDataPreprocessor
 
 from coupleface.registry import MODELS
@@ -47,12 +49,25 @@ class FaceDataPreprocessor(ImgDataPreprocessor):
         the batch holds JPEG payloads)."""
         if 'jpeg_bytes' in data:
             data = self.decode_jpeg(data)
+        data = self._nchw_on_device(data)
         teacher: Optional[list] = data.get('teacher_inputs')
         out = super().forward({k: v for k, v in data.items() if k != 'teacher_inputs'},
                               training)
         if teacher is not None:
             out['teacher_inputs'] = super().forward({'inputs': teacher}, training)['inputs']
         return out
+
+    def _nchw_on_device(self, data: dict) -> dict:
+        """Copy channels-last uint8 batches (``face_batch_collate``) to the device as they
+        are and make them contiguous NCHW there: the transpose runs on the device, on
+        uint8, and the model gets the layout of the default path."""
+        out = None
+        for key in ('inputs', 'teacher_inputs'):
+            value = data.get(key)
+            if isinstance(value, torch.Tensor) and not value.is_contiguous():
+                out = dict(data) if out is None else out
+                out[key] = value.to(self.device, non_blocking=self._non_blocking).contiguous()
+        return data if out is None else out
 
     def decode_jpeg(self, data: dict) -> dict:
         """Replace ``jpeg_bytes``/``jpeg_offsets``/``jpeg_size`` by decoded ``inputs``.
