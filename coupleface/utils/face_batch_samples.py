@@ -21,6 +21,8 @@ from mmengine.structures import BaseDataElement
 
 __all__ = ['FaceBatchSamples', 'batch_field']
 
+_FIELDS = ('gt_label', 'sample_idx', 'flip', 'masked')
+
 ArrayLike = Union[Sequence, np.ndarray, torch.Tensor]
 
 
@@ -57,6 +59,21 @@ class FaceBatchSamples(BaseDataElement):
                              f'shapes {sizes}')
         self.set_data(values)
 
+    def __reduce_ex__(self, protocol):
+        """Pickle the four CPU fields by value (a few hundred bytes inline).
+
+        A DataLoader worker sends its batch through a ``torch.multiprocessing`` queue,
+        which passes every tensor as a new shared-memory segment and a file descriptor
+        over a socket: ~0.65 ms per tensor measured here, 2.6 ms a batch for four small
+        vectors. Anything else (other fields, device tensors) pickles as usual.
+        """
+        fields = dict(self.items())
+        if set(fields) == set(_FIELDS) and not self.metainfo_keys() and all(
+                isinstance(v, torch.Tensor) and v.device.type == 'cpu'
+                for v in fields.values()):
+            return _rebuild, ({k: fields[k].numpy() for k in _FIELDS},)
+        return super().__reduce_ex__(protocol)
+
     def __len__(self) -> int:
         return int(self.gt_label.shape[0]) if 'gt_label' in self else 0
 
@@ -73,6 +90,10 @@ class FaceBatchSamples(BaseDataElement):
             sample.set_metainfo(dict(sample_idx=idx[i], flip=flips[i], masked=masked[i]))
             out.append(sample)
         return out
+
+
+def _rebuild(arrays: dict) -> FaceBatchSamples:
+    return FaceBatchSamples(**arrays)
 
 
 def batch_field(data_samples, name: str) -> torch.Tensor:

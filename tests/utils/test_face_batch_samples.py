@@ -30,3 +30,28 @@ def test_batch_field_agrees_with_a_list_of_data_samples():
     assert listed[1].sample_idx == 2 and listed[0].flip is True and listed[1].masked is True
     for name in ('gt_label', 'sample_idx', 'flip', 'masked'):
         assert torch.equal(batch_field(s, name), batch_field(listed, name))
+
+
+def test_pickles_its_fields_by_value_not_as_shared_tensors():
+    import io
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401  registers torch's tensor reducers there
+
+    from coupleface.utils import face_batch_samples as fbs
+    s = FaceBatchSamples(gt_label=[3, 1, 4], sample_idx=[7, 2, 9], flip=[1, 0, 1],
+                         masked=[0, 0, 1])
+    assert s.__reduce_ex__(4)[0] is fbs._rebuild
+    buf = io.BytesIO()
+    ForkingPickler(buf, 4).dump(s)  # what a DataLoader worker's queue uses
+    back = pickle.loads(buf.getvalue())
+    assert isinstance(back, FaceBatchSamples)
+    for name in ('gt_label', 'sample_idx', 'flip', 'masked'):
+        assert torch.equal(getattr(back, name), getattr(s, name))
+        assert getattr(back, name).dtype == getattr(s, name).dtype
+    assert not back.gt_label.is_shared()  # a plain copy, no segment to map
+    s.set_metainfo(dict(note='x'))  # anything else: the usual pickling
+    assert s.__reduce_ex__(4)[0] is not fbs._rebuild
+    again = pickle.loads(pickle.dumps(s))
+    assert again.note == 'x' and torch.equal(again.flip, s.flip)

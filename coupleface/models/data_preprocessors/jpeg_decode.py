@@ -16,14 +16,16 @@ Synthetic masks are drawn on decoded CPU images, so masked pipelines keep the CP
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Union
 
+import numpy as np
 import torch
 
 __all__ = ['split_payloads', 'area_downscale', 'decode_jpeg_batch']
 
 
-def split_payloads(jpeg_bytes: torch.Tensor, offsets: torch.Tensor) -> List[torch.Tensor]:
+def split_payloads(jpeg_bytes: torch.Tensor,
+                   offsets: Union[torch.Tensor, np.ndarray]) -> List[torch.Tensor]:
     """The ``B`` payloads of a collated buffer, as 1-D uint8 CPU tensors (views)."""
     lengths = (offsets[1:] - offsets[:-1]).tolist()
     start = int(offsets[0])
