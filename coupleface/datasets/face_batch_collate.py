@@ -54,10 +54,10 @@ from coupleface.utils.face_batch_samples import FaceBatchSamples
 def _empty(shape: Tuple[int, ...]) -> torch.Tensor:
     """An uninitialised uint8 tensor; in a DataLoader worker, in shared memory already (as
     torch's ``default_collate`` does), so that sending the batch costs no second copy."""
-    if get_worker_info() is None:
+    new_shared = getattr(torch.UntypedStorage, '_new_shared', None)  # what default_collate uses
+    if get_worker_info() is None or new_shared is None:
         return torch.empty(shape, dtype=torch.uint8)
-    numel = int(np.prod(shape))
-    storage = torch.UntypedStorage._new_shared(numel)
+    storage = new_shared(int(np.prod(shape)))
     return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
 
 

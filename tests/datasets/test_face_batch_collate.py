@@ -227,3 +227,20 @@ def test_decode_in_the_collate_checks_its_input():
         face_batch_collate([sample, dict(sample, img_bytes=small)], decode='cpu')
     with pytest.raises(ValueError, match="decode must be 'device' or 'cpu'"):
         face_batch_collate([sample], decode='gpu')
+
+
+def _collate_reporting_shared(data_batch):
+    batch = face_batch_collate(data_batch, flip_prob=0.5)
+    return batch, batch['inputs'].is_shared()  # evaluated where the collate runs
+
+
+def test_a_worker_builds_the_batch_in_shared_memory():
+    samples = [PackFaceArrays()(_sample(i, teacher=False)) for i in range(8)]
+    for workers, shared in ((0, False), (1, True)):
+        loader = DataLoader(samples, batch_size=4, num_workers=workers,
+                            collate_fn=_collate_reporting_shared,
+                            multiprocessing_context='fork' if workers else None)
+        got = list(loader)
+        assert [s for _, s in got] == [shared, shared]
+        assert torch.equal(got[0][0]['inputs'], face_batch_collate(samples[:4],
+                                                                   flip_prob=0.5)['inputs'])
