@@ -146,7 +146,8 @@ def _batch_flips(data_batch: Sequence[dict], prob: float, salt: str) -> np.ndarr
 @FUNCTIONS.register_module()
 def face_batch_collate(data_batch: Sequence[dict], flip_prob: Optional[float] = None,
                        flip_salt: str = 'flip', decode: str = 'device') -> dict:
-    """Batch ``PackFaceArrays`` samples: a uint8 NCHW tensor and a ``FaceBatchSamples``.
+    """Batch ``PackFaceArrays`` samples: a uint8 ``B×C×H×W`` tensor (channels-last memory)
+    and a ``FaceBatchSamples``.
 
     Args:
         data_batch: The samples, in sampler order.
@@ -190,7 +191,9 @@ def face_batch_collate(data_batch: Sequence[dict], flip_prob: Optional[float] = 
     if 'img' in data_batch[0]:
         out = dict(inputs=_stack_nhwc([s['img'] for s in data_batch], 'image', flip))
     elif decode == 'cpu':
-        out = dict(inputs=_decode_nhwc(data_batch, flip))
+        # encoded samples are never mirrored yet: their flip flags (a RandomFaceFlip before
+        # PackFaceArrays(size)) say what to mirror, as on the device decode path
+        out = dict(inputs=_decode_nhwc(data_batch, samples.flip.numpy()))
     else:
         out = _jpeg_batch([s['img_bytes'] for s in data_batch], data_batch[0].get('img_size'))
     teachers = [s.get('teacher_img') for s in data_batch]

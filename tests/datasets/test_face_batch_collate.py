@@ -244,3 +244,17 @@ def test_a_worker_builds_the_batch_in_shared_memory():
         assert [s for _, s in got] == [shared, shared]
         assert torch.equal(got[0][0]['inputs'], face_batch_collate(samples[:4],
                                                                    flip_prob=0.5)['inputs'])
+
+
+def test_decode_in_the_collate_mirrors_what_a_pipeline_flip_flagged(rec_prefix):
+    # RandomFaceFlip before PackFaceArrays(size) only flags encoded samples (nothing to
+    # mirror yet); the collate mirrors them when it decodes, as the device decoder does
+    flagged = _dataset(rec_prefix, [dict(type='RandomFaceFlip', prob=0.5),
+                                    dict(type='PackFaceArrays', size=56)])
+    plain = _dataset(rec_prefix, [dict(type='PackFaceArrays', size=56)])
+    idx = list(range(16))
+    a = face_batch_collate([flagged[i] for i in idx], decode='cpu')
+    b = face_batch_collate([plain[i] for i in idx], flip_prob=0.5, decode='cpu')
+    assert torch.equal(a['data_samples'].flip, b['data_samples'].flip)
+    assert 0 < int(a['data_samples'].flip.sum()) < 16
+    assert torch.equal(a['inputs'], b['inputs'])
