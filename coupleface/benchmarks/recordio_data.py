@@ -45,16 +45,46 @@ def make_loader(dataset, workers: int, batch_size: int, seed: int = 0, collate=N
         multiprocessing_context='fork' if workers else None)
 
 
-def images_per_s(loader, num_samples: int) -> float:
-    """Throughput after the first batch (worker start-up excluded)."""
+def images_per_s(loader, num_samples: int, consume=None) -> float:
+    """Throughput after the first batch (worker start-up excluded); ``consume(batch)``, when
+    given, runs on every batch inside the timing (e.g. :func:`device_decoder`)."""
     it = iter(loader)
-    next(it)
+    first = next(it)
+    if consume is not None:
+        consume(first)  # warm-up (CUDA context, decoder handles)
     seen, t0 = 0, time.perf_counter()
     for batch in it:
-        seen += len(next(iter(batch.values()))) if isinstance(batch, dict) else len(batch)
+        if consume is not None:
+            consume(batch)
+        seen += _batch_len(batch)
         if seen >= num_samples:
             break
     return seen / (time.perf_counter() - t0)
+
+
+def _batch_len(batch) -> int:
+    if not isinstance(batch, dict):
+        return len(batch)
+    if 'data_samples' in batch:  # a JPEG batch's first value is its byte buffer
+        return len(batch['data_samples'])
+    return len(next(iter(batch.values())))
+
+
+def device_decoder(device: str):
+    """A consumer for :func:`images_per_s`: decode a ``decode='device'`` batch's JPEG
+    payloads with ``FaceDataPreprocessor.decode_jpeg`` on ``device`` (nvJPEG on CUDA,
+    libjpeg-turbo on the CPU) and wait for it."""
+    import torch
+
+    from coupleface.models.data_preprocessors import FaceDataPreprocessor
+
+    pre = FaceDataPreprocessor().to(device)
+
+    def consume(batch: dict) -> None:
+        pre.decode_jpeg(batch)
+        if torch.device(device).type == 'cuda':
+            torch.cuda.synchronize(device)
+    return consume
 
 
 class RawDecode:

@@ -53,3 +53,25 @@ def test_decode_in_the_collate_gives_the_per_sample_decode_batches(tmp_path):
     assert torch.equal(per_sample['inputs'], in_collate['inputs'])
     assert in_collate['inputs'].shape == (8, 3, 112, 112)
     assert torch.equal(per_sample['data_samples'].flip, in_collate['data_samples'].flip)
+
+
+def test_device_decoder_decodes_the_shipped_bytes_as_the_collate_does(tmp_path):
+    from coupleface.benchmarks.recordio_data import (
+        build_fast_dataset,
+        device_decoder,
+        fast_collate,
+    )
+    from coupleface.models.data_preprocessors import FaceDataPreprocessor
+    prefix = str(tmp_path / 'train')
+    make_synthetic(prefix, 16, ids=2, side=112)
+    dataset = build_fast_dataset(prefix, decode_in_collate=True)
+    shipped = next(iter(make_loader(dataset, 0, 8, collate=fast_collate('device'))))
+    decoded = next(iter(make_loader(dataset, 0, 8, collate=fast_collate('cpu'))))
+    assert 'jpeg_bytes' in shipped and 'inputs' not in shipped
+    on_device = FaceDataPreprocessor().decode_jpeg(shipped)['inputs']
+    assert torch.equal(on_device, decoded['inputs'])  # libjpeg-turbo both, flips included
+    seen = []
+    consume = device_decoder('cpu')
+    rate = images_per_s(make_loader(dataset, 0, 4, collate=fast_collate('device')), 8,
+                        consume=lambda b: seen.append(len(b['data_samples'])) or consume(b))
+    assert rate > 0 and seen[0] == 4 and sum(seen[1:]) >= 8

@@ -17,14 +17,15 @@ def _tool():
 
 def test_tiny_run_prints_rates_and_ratios(capsys):
     _tool().main(['--make-synthetic', '96', '--num-samples', '48', '--batch-size', '16',
-                  '--repeats', '1', '--workers', '0', '--no-rss'])
+                  '--repeats', '1', '--workers', '0', '--no-rss', '--device-decode', 'cpu'])
     out = capsys.readouterr().out
     assert 'reader (seek+read+header parse)' in out and "decode='cpu'" in out
+    assert '(g) device decode on cpu' in out
     rows = [line for line in out.splitlines() if line.startswith('| 0 |')]
     assert len(rows) == 1
     cells = [c.strip() for c in rows[0].strip('|').split('|')]
-    rates = [float(c) for c in cells[1:6]]  # a, b, p, f, c
-    ratios = [float(c) for c in cells[6:]]
-    assert all(r > 0 for r in rates) and len(ratios) == 4
-    for rate, ratio in zip(rates[:4], ratios):
-        assert abs(rate / rates[4] - ratio) <= 0.006  # printed with two decimals
+    rates = [float(c) for c in cells[1:7]]  # a, b, p, f, g, c
+    ratios = [float(c) for c in cells[7:]]
+    assert all(r > 0 for r in rates) and len(ratios) == 5
+    for rate, ratio in zip(rates[:5], ratios):
+        assert abs(rate / rates[5] - ratio) <= 0.006  # printed with two decimals

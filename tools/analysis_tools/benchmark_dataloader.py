@@ -37,6 +37,7 @@ from coupleface.benchmarks.recordio_data import (
     RawDecode,
     build_dataset,
     build_fast_dataset,
+    device_decoder,
     fast_collate,
     images_per_s,
     make_loader,
@@ -68,6 +69,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='synthetic record counts for the peak-RSS comparison '
                              '(default: N and 4N with --make-synthetic, 5000 20000 with --rec)')
     parser.add_argument('--no-rss', action='store_true', help='skip the peak-RSS processes')
+    parser.add_argument('--device-decode', metavar='DEVICE',
+                        help="add (g): the loader ships JPEG bytes (decode='device') and "
+                             'FaceDataPreprocessor decodes each batch on DEVICE (cuda: nvJPEG; '
+                             'cpu: the fallback), timed together')
     parser.add_argument('--rss-probe', help=argparse.SUPPRESS)  # internal: child process
     return parser.parse_args(argv)
 
@@ -131,16 +136,19 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
     load_only = build_dataset(prefix, full_pipeline=False)
     per_sample = build_fast_dataset(prefix)
     fast = build_fast_dataset(prefix, decode_in_collate=True)
-    variants = dict(a=(dataset, None), b=(load_only, None), p=(per_sample, fast_collate()),
-                    f=(fast, fast_collate('cpu')), c=(raw, None))
+    variants = dict(a=(dataset, None, None), b=(load_only, None, None),
+                    p=(per_sample, fast_collate(), None), f=(fast, fast_collate('cpu'), None))
+    if args.device_decode:
+        variants['g'] = (fast, fast_collate('device'), device_decoder(args.device_decode))
+    variants['c'] = (raw, None, None)
     runs = {}
     fns = {(v, w): (lambda v=v, w=w: runs.setdefault((v, w), []).append(images_per_s(
         make_loader(variants[v][0], w, args.batch_size, collate=variants[v][1]),
-        args.num_samples))) for w in args.workers for v in variants}
+        args.num_samples, consume=variants[v][2]))) for w in args.workers for v in variants}
     load_before = os.getloadavg()[0]
     round_robin(fns, args.repeats, 0)
     load_after = os.getloadavg()[0]
-    rows = [(w, *(median(runs[(v, w)]) for v in 'abpfc')) for w in args.workers]
+    rows = [(w, *(median(runs[(v, w)]) for v in variants)) for w in args.workers]
 
     print(f'\nRecordIO data path: {prefix}.rec  ({n} records, '
           f'{osp.getsize(prefix + ".rec") / 2**20:.1f} MiB, mean JPEG {mean_bytes / 1024:.1f} '
@@ -156,14 +164,19 @@ def benchmark(prefix: str, args: argparse.Namespace) -> None:
           'decode: MXFaceDataset + LoadFaceImage + PackFaceArrays, '
           'face_batch_collate(flip_prob=0.5); (f) fast path, decode in the collate: '
           "MXFaceDataset + PackFaceArrays(size=112), face_batch_collate(flip_prob=0.5, "
-          "decode='cpu'); (c) raw cv2.imdecode of in-memory payloads; all through a "
+          "decode='cpu'); "
+          + (f"(g) device decode on {args.device_decode}: MXFaceDataset + PackFaceArrays("
+             "size=112), face_batch_collate(flip_prob=0.5, decode='device') + "
+             'FaceDataPreprocessor.decode_jpeg; ' if args.device_decode else '')
+          + '(c) raw cv2.imdecode of in-memory payloads; all through a '
           'DataLoader (0 workers = '
           f'in-process), batch {args.batch_size}, shuffled; median of {args.repeats} '
           f'interleaved rounds; 1-min load average {load_before:.1f} before, '
           f'{load_after:.1f} after')
-    print('| workers | (a) img/s | (b) img/s | (p) img/s | (f) img/s | (c) img/s | a/c | b/c '
-          '| p/c | f/c |')
-    print('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    names = [v for v in variants if v != 'c']
+    print('| workers | ' + ' | '.join(f'({v}) img/s' for v in [*names, 'c']) + ' | '
+          + ' | '.join(f'{v}/c' for v in names) + ' |')
+    print('|---:|' + '---:|' * (2 * len(names) + 1))
     for w, *rates, base in rows:
         print(f'| {w} | ' + ' | '.join(f'{r:.0f}' for r in (*rates, base)) + ' | '
               + ' | '.join(f'{r / base:.2f}' for r in rates) + ' |')
