@@ -7,12 +7,13 @@ batch_uniforms` computes that in one NumPy pass per batch, but at batch 64 the p
 DataLoader, where each batch of JPEG decodes has evicted NumPy's code and data from the
 caches. The draws depend only on (seed, epoch, salt, sample index), so
 :func:`batch_decisions` computes them for blocks of 2,048 consecutive indices at a time
-(``index_uniforms``, the same values bit for bit), keeps the decisions, one byte per
+(``index_uniforms``, the same values bit for bit), keeps the decisions, one bit per
 sample, and answers a batch by indexing.
 
 Cost: a block takes ~1 ms; one epoch of a 5.8M-image set costs each process that sees it
 ~1.5 s in all (the first batches of an epoch fill most blocks, later ones find them) and
-5.8 MB. A process keeps the tables of its last two (seed, epoch, salt, prob) keys. Batches
+0.7 MB (WebFace42M: ~5 MB). A process keeps the tables of its last two (seed, epoch, salt,
+prob) keys. Batches
 with samples of different epochs, or indices outside ``[0, 2**28)``, are computed directly.
 No library caches NumPy ``SeedSequence`` draws, hence this module.
 """
@@ -33,37 +34,38 @@ from coupleface.utils.seeding import (
 __all__ = ['batch_decisions', 'clear_tables']
 
 BLOCK_SHIFT = 11  # 2,048 samples per block
-MAX_INDEX = 1 << 28  # beyond: computed per batch (a table would cost 1 byte per index)
+MAX_INDEX = 1 << 28  # beyond: computed per batch (a table costs 1 bit per index)
 _KEEP = 2
 
 _tables: 'OrderedDict[Tuple, _Table]' = OrderedDict()
 
 
 class _Table:
-    """``uniform < prob`` of every index, filled block by block."""
+    """``uniform < prob`` of every index, one bit each, filled block by block."""
 
     def __init__(self, key: Tuple) -> None:
         self.key = key
-        self.values = np.zeros(0, dtype=bool)
+        self.bits = np.zeros(0, dtype=np.uint8)  # index i: bit i % 8 of byte i // 8
         self.done = np.zeros(0, dtype=bool)
 
     def lookup(self, idx: np.ndarray) -> np.ndarray:
         blocks = idx >> BLOCK_SHIFT
         top = int(blocks.max()) + 1
-        if top > self.done.size:  # grow to the largest block seen (doubling)
-            size = max(top, 2 * self.done.size)
+        if top > self.done.size:  # grow to the largest block seen, with a quarter to spare
+            size = max(top, self.done.size + self.done.size // 4)
             self.done = np.concatenate([self.done, np.zeros(size - self.done.size, bool)])
-            self.values = np.concatenate(
-                [self.values, np.zeros((size << BLOCK_SHIFT) - self.values.size, bool)])
+            self.bits = np.concatenate([self.bits, np.zeros(
+                (size << (BLOCK_SHIFT - 3)) - self.bits.size, np.uint8)])
         missing = blocks[~self.done[blocks]]
         if missing.size:
             _, epoch, salt, prob = self.key
             for block in np.unique(missing).tolist():
                 start = block << BLOCK_SHIFT
                 span = np.arange(start, start + (1 << BLOCK_SHIFT), dtype=np.uint64)
-                self.values[start:start + span.size] = index_uniforms(span, epoch, salt) < prob
+                self.bits[start >> 3:(start + span.size) >> 3] = np.packbits(
+                    index_uniforms(span, epoch, salt) < prob, bitorder='little')
                 self.done[block] = True
-        return self.values[idx]
+        return ((self.bits[idx >> 3] >> (idx & 7).astype(np.uint8)) & 1).astype(bool)
 
 
 def batch_decisions(samples: Sequence[dict], salt: str, prob: float) -> np.ndarray:

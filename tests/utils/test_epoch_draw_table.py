@@ -49,7 +49,7 @@ def test_decisions_equal_the_direct_computation(seed, epoch, salt, prob):
         assert got.dtype == bool and got.shape == (64,)
         np.testing.assert_array_equal(got, batch_uniforms(samples, salt) < prob)
     table = next(iter(edt._tables.values()))
-    assert table.done.sum() <= 5 and table.values.size == table.done.size << edt.BLOCK_SHIFT
+    assert table.done.sum() <= 5 and table.bits.size * 8 == table.done.size << edt.BLOCK_SHIFT
 
 
 def test_default_epoch_and_seed_are_part_of_the_key():
