@@ -27,7 +27,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from coupleface.datasets.mx_record import MXIndexedRecordIO
-from coupleface.datasets.mx_record_codec import RecordIOError, payload_of, unpack
+from coupleface.datasets.mx_record_codec import RecordIOError, unpack
 from coupleface.registry import DATASETS
 
 from .missing_data import check_exists
@@ -263,7 +263,7 @@ class MXFaceDataset(BaseDataset):
             raise IndexError(f'index {idx} out of range for {n} samples')
         idx = int(idx) % n
         try:
-            payload = payload_of(self.reader.read_row(self._rec_rows[idx]))
+            _, payload = unpack(self.reader.read_row(self._rec_rows[idx]))
         except RecordIOError as e:
             raise RecordIOError(f'{self.rec_path}: record key {int(self._rec_keys[idx])}: '
                                 f'{e}') from None

@@ -297,12 +297,6 @@ class MXIndexedRecordIO:
     def _read_row(self, row: int) -> bytes:
         offset = int(self._offsets[row])
         buf = self._pread(min(max(int(self._span[row]), CHUNK_HEADER.size), 1 << 20), offset)
-        # the common case, one whole chunk in the first read, without _read_at's loop
-        if len(buf) >= CHUNK_HEADER.size:
-            magic, lrec = CHUNK_HEADER.unpack_from(buf)
-            end = CHUNK_HEADER.size + (lrec & LENGTH_MASK)
-            if magic == RECORDIO_MAGIC and lrec >> 29 == 0 and end <= len(buf):
-                return buf[CHUNK_HEADER.size:end]
         return self._read_at(offset, buf, int(self._keys[row]))
 
     def _read_at(self, offset: int, buf: bytes, key) -> bytes:

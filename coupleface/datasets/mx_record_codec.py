@@ -26,7 +26,7 @@ import numpy as np
 
 __all__ = [
     'CHUNK_HEADER', 'IR_SIZE', 'LENGTH_MASK', 'MAGIC_BYTES', 'RECORDIO_MAGIC', 'IRHeader',
-    'RecordIOError', 'encode_record', 'framed_size', 'pack', 'payload_of', 'unpack'
+    'RecordIOError', 'encode_record', 'framed_size', 'pack', 'unpack'
 ]
 
 RECORDIO_MAGIC = 0xced7230a
@@ -81,21 +81,6 @@ def pack(header: Union[IRHeader, Sequence], payload: bytes) -> bytes:
         return _IR.pack(0, float(label), int(rid), int(rid2)) + bytes(payload)
     arr = np.asarray(label, dtype='<f4').ravel()
     return _IR.pack(arr.size, 0.0, int(rid), int(rid2)) + arr.tobytes() + bytes(payload)
-
-
-def payload_of(record: Union[bytes, bytearray, memoryview]) -> bytes:
-    """The payload of a record, what ``unpack(record)[1]`` gives, without building the
-    header (a data loader's per-sample path).
-
-    Raises:
-        RecordIOError: the record is shorter than its header says.
-    """
-    if len(record) >= IR_SIZE:
-        flag = _IR.unpack_from(record, 0)[0]
-        start = IR_SIZE + 4 * flag if flag > 0 else IR_SIZE
-        if len(record) >= start:
-            return bytes(record[start:])
-    return unpack(record)[1]  # raises, with the sizes
 
 
 def unpack(record: Union[bytes, bytearray, memoryview]) -> Tuple[IRHeader, bytes]:

@@ -192,14 +192,16 @@ def test_preprocessor_makes_channels_last_batches_contiguous_with_the_same_value
     rng = np.random.default_rng(0)
     nchw = torch.from_numpy(rng.integers(0, 256, (4, 3, 6, 5), dtype=np.uint8))
     nhwc = nchw.contiguous(memory_format=torch.channels_last)
-    pre = FaceDataPreprocessor()
-    a = pre(dict(inputs=nchw, teacher_inputs=nchw.flip(0).contiguous()))
-    b = pre(dict(inputs=nhwc, teacher_inputs=nhwc.flip(0).contiguous(
-        memory_format=torch.channels_last)))
-    for key in ('inputs', 'teacher_inputs'):
-        assert b[key].is_contiguous() and b[key].stride() == a[key].stride()
-        assert torch.equal(a[key], b[key])
-    assert torch.equal(a['inputs'][0, 0], (nchw[0, 2].float() - 127.5) / 127.5)  # RGB
+    for bgr_to_rgb in (True, False):  # without the swap nothing else would reorder memory
+        pre = FaceDataPreprocessor(bgr_to_rgb=bgr_to_rgb)
+        a = pre(dict(inputs=nchw, teacher_inputs=nchw.flip(0).contiguous()))
+        b = pre(dict(inputs=nhwc, teacher_inputs=nhwc.flip(0).contiguous(
+            memory_format=torch.channels_last)))
+        for key in ('inputs', 'teacher_inputs'):
+            assert b[key].is_contiguous() and b[key].stride() == a[key].stride()
+            assert torch.equal(a[key], b[key])
+        channel = 2 if bgr_to_rgb else 0
+        assert torch.equal(a['inputs'][0, 0], (nchw[0, channel].float() - 127.5) / 127.5)
 
 
 @pytest.mark.parametrize('workers', [0, 1])

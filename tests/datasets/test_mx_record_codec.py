@@ -43,14 +43,3 @@ def test_codec_rejects_bad_input():
     with pytest.raises(RecordIOError, match='flag=3'):
         unpack(struct.pack('<IfQQ', 3, 0, 0, 0) + b'\0' * 4)
 
-
-def test_payload_of_is_unpacks_payload():
-    for record in (pack(IRHeader(0, 3.0, 7, 0), b'jpeg'), pack((9, [1.0, 2.0], 1, 0), b'xy'),
-                   pack(IRHeader(0, 1.0, 0, 0), b'')):
-        assert codec.payload_of(record) == unpack(record)[1]
-        assert codec.payload_of(memoryview(record)) == unpack(record)[1]
-    assert codec.payload_of(pack((9, [1.0, 2.0], 1, 0), b'xy')) == b'xy'
-    with pytest.raises(RecordIOError, match='shorter than an IRHeader'):
-        codec.payload_of(b'\0' * 10)
-    with pytest.raises(RecordIOError, match='flag=3'):
-        codec.payload_of(struct.pack('<IfQQ', 3, 0, 0, 0) + b'\0' * 4)
